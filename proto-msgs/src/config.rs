@@ -1,0 +1,133 @@
+//! Broker settings read from the environment, the connection helper and a backoff.
+
+use crate::error::BusError;
+use crate::topology::{QueueKind, Topology};
+use lapin::{Connection, ConnectionProperties};
+use std::time::Duration;
+
+/// Default broker URL: a local RabbitMQ with its default account.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// How to reach the broker and which names to use on it.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// `AMQP_URL`, e.g. `amqp://user:pass@host:5672/%2f?heartbeat=10`.
+    pub url: String,
+    /// Names of exchanges and queues (`BUS_PREFIX`, `BUS_EVENT_QUEUE_TYPE`).
+    pub topology: Topology,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: DEFAULT_AMQP_URL.to_owned(),
+            topology: Topology::default(),
+        }
+    }
+}
+
+impl BusConfig {
+    pub fn new(url: impl Into<String>, topology: Topology) -> Self {
+        BusConfig {
+            url: url.into(),
+            topology,
+        }
+    }
+
+    /// Reads `AMQP_URL`, `BUS_PREFIX` and `BUS_EVENT_QUEUE_TYPE`, with local defaults.
+    pub fn from_env() -> Result<Self, BusError> {
+        let url = env_or("AMQP_URL", DEFAULT_AMQP_URL);
+        let prefix = env_or("BUS_PREFIX", "");
+        let kind: QueueKind = env_or("BUS_EVENT_QUEUE_TYPE", "classic")
+            .parse()
+            .map_err(|e| BusError::Config(format!("BUS_EVENT_QUEUE_TYPE: {e}")))?;
+        Ok(BusConfig {
+            url,
+            topology: Topology::new(prefix).with_event_queue_kind(kind),
+        })
+    }
+
+    /// Opens one connection, named so it can be recognised in the management UI.
+    pub async fn connect(&self, name: &str) -> Result<Connection, BusError> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        Connection::connect(&self.url, props)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: redact(&self.url),
+                source,
+            })
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The URL without its password, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Exponential backoff between reconnect attempts: 100 ms doubling up to a cap.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff { next: initial, max }
+    }
+
+    /// The delay to wait now; the following one is twice as long (up to the cap).
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(redact("amqp://host"), "amqp://host");
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let d: Vec<_> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(d, vec![100, 200, 350, 350]);
+    }
+}

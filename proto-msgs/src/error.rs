@@ -1,0 +1,51 @@
+//! Errors of the bus plumbing itself (connecting, declaring, publishing).
+
+use crate::envelope::RpcError;
+
+/// Something went wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to the message broker at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("cannot declare {name} on the message broker: {source}")]
+    Declare {
+        name: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("message broker error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker refused the message (negative publisher confirm)")]
+    Nacked,
+    #[error("no queue is bound for routing key {0:?}")]
+    Unroutable(String),
+    #[error("not connected to the message broker")]
+    NotConnected,
+    #[error("cannot encode message: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl BusError {
+    pub(crate) fn declare(name: &str, source: lapin::Error) -> Self {
+        BusError::Declare {
+            name: name.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<BusError> for RpcError {
+    fn from(err: BusError) -> Self {
+        match err {
+            BusError::Encode(e) => RpcError::internal(format!("cannot encode request: {e}")),
+            BusError::Config(e) => RpcError::internal(e),
+            other => RpcError::unavailable(other.to_string()),
+        }
+    }
+}

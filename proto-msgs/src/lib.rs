@@ -1,0 +1,47 @@
+//! # proto-msgs: the wire contract of the shop bus
+//!
+//! The one place that knows the wire, and the only code that talks AMQP (lapin).
+//!
+//! - [`topology`]: names of exchanges (`rpc`, `events`) and queues (`<service>.rpc`,
+//!   `<service>.events`, `<service>.events.dlq`), an optional prefix, idempotent declare.
+//! - [`envelope`]: the reply body `{"data": …}` / `{"error": {code, message, details}}`
+//!   and [`ErrorCode`], which knows its HTTP status.
+//! - [`context`]: the request context carried in headers (request id, trace context,
+//!   actor, idempotency key, deadline).
+//! - [`rpc`]: [`RpcClient`] (reply queue, correlation ids, deadlines, fail-fast) and
+//!   [`RpcServer`] (typed handlers, bounded concurrency, error replies, never requeues).
+//! - [`events`]: CloudEvents envelope, confirmed publisher, consumer with retries + DLQ.
+//! - [`users`], [`orders`]: request, reply and event types of each service.
+//! - [`config`]: broker settings from the environment; [`trace`]: W3C `traceparent`;
+//!   [`telemetry`]: logging set-up shared by every binary.
+//!
+//! Reconnects are supervised here: consumers and clients survive a broker restart
+//! without their process restarting.
+
+pub mod config;
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod events;
+pub mod orders;
+pub mod rpc;
+mod supervise;
+pub mod telemetry;
+pub mod topology;
+pub mod trace;
+pub mod users;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::BusConfig;
+pub use context::{Actor, RequestContext, Role};
+pub use envelope::{ErrorCode, Reply, RpcError};
+pub use error::BusError;
+pub use events::{CloudEvent, EventConsumer, EventPublisher, HandlerError};
+pub use rpc::{RpcClient, RpcClientConfig, RpcServer};
+pub use topology::Topology;
+pub use trace::TraceParent;
+
+/// Re-exported so callers can share one cancellation type for graceful shutdown.
+pub use tokio_util::sync::CancellationToken;

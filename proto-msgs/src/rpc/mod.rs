@@ -1,0 +1,10 @@
+//! Request/reply over RabbitMQ: [`RpcClient`] publishes to the `rpc` exchange with
+//! `reply_to` and `correlation_id`; [`RpcServer`] consumes `<service>.rpc` and answers.
+
+pub mod client;
+pub mod observe;
+pub mod server;
+
+pub use client::{ReplyMode, RpcClient, RpcClientConfig};
+pub use observe::{CallObserver, Outcome, ServerObserver};
+pub use server::{RpcServer, RunningServer};

@@ -1,0 +1,411 @@
+//! [`RpcServer`]: consumes `<service>.rpc`, routes by method to typed async handlers,
+//! replies on `reply_to` with the same `correlation_id`, then acks.
+//!
+//! Nothing is ever requeued: a malformed request, an unknown method, a handler error or
+//! even a handler panic becomes an error reply, and the request is acked.
+
+use crate::config::BusConfig;
+use crate::context::RequestContext;
+use crate::envelope::{ErrorCode, RpcError, encode_reply};
+use crate::error::BusError;
+use crate::rpc::observe::{Outcome, ServerObserver};
+use crate::supervise::{ConsumeSpec, consume_supervised};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicPublishOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// What a handler gives back: the encoded reply body and how it ended.
+type HandlerFuture = BoxFuture<'static, (Vec<u8>, Outcome)>;
+type Handler = Arc<dyn Fn(RequestContext, Vec<u8>) -> HandlerFuture + Send + Sync>;
+type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), RpcError>> + Send + Sync>;
+
+/// Default number of unacked requests one instance holds (and works on) at once.
+pub const DEFAULT_PREFETCH: u16 = 32;
+/// Default largest request body accepted, in bytes.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// Builder and runner of one service's RPC endpoint.
+pub struct RpcServer {
+    service: String,
+    bus: BusConfig,
+    prefetch: u16,
+    max_body: usize,
+    handlers: HashMap<String, Handler>,
+    health: Option<HealthCheck>,
+    observer: Option<Arc<dyn ServerObserver>>,
+}
+
+impl RpcServer {
+    /// A server for `service` (e.g. `"users"`): it consumes `<service>.rpc` and answers
+    /// `<service>.sys.health` by itself.
+    pub fn new(bus: BusConfig, service: impl Into<String>) -> Self {
+        RpcServer {
+            service: service.into(),
+            bus,
+            prefetch: DEFAULT_PREFETCH,
+            max_body: DEFAULT_MAX_BODY,
+            handlers: HashMap::new(),
+            health: None,
+            observer: None,
+        }
+    }
+
+    /// How many requests this instance holds unacked, and so works on, at once.
+    pub fn prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Requests with a larger body get `invalid_argument` without being decoded.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Registers a typed handler for `method` (`"<service>.<name>"`). The body is decoded
+    /// into `Req` (unknown fields are ignored; an empty body counts as `{}`), and the
+    /// handler's `Ok` becomes `{"data": …}`, its `Err` `{"error": …}`.
+    pub fn method<Req, Resp, F, Fut>(mut self, method: &str, handler: F) -> Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        F: Fn(RequestContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, RpcError>> + Send + 'static,
+    {
+        self.handlers.insert(method.to_owned(), erase(handler));
+        self
+    }
+
+    /// A check run by `<service>.sys.health` (e.g. a database ping); an error makes the
+    /// health method answer that error instead of `ok`.
+    pub fn health_check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
+    {
+        self.health = Some(Arc::new(move || check().boxed()));
+        self
+    }
+
+    /// Receives one report per handled request (for metrics).
+    pub fn observer(mut self, observer: Arc<dyn ServerObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Connects (retrying with backoff while the broker is unreachable), declares the
+    /// topology, and returns once requests are being consumed. The server then runs
+    /// until `shutdown`: it stops taking new requests, answers and acks those it holds,
+    /// and closes its connection.
+    pub async fn start(mut self, shutdown: CancellationToken) -> Result<RunningServer, BusError> {
+        let prefix = format!("{}.", self.service);
+        if let Some(bad) = self.handlers.keys().find(|m| !m.starts_with(&prefix)) {
+            return Err(BusError::Config(format!(
+                "method {bad:?} does not belong to service {:?}",
+                self.service
+            )));
+        }
+        self.install_health();
+
+        let state = Arc::new(ServerState {
+            service: self.service.clone(),
+            rpc_exchange: self.bus.topology.rpc_exchange(),
+            max_body: self.max_body,
+            handlers: self.handlers,
+            observer: self.observer,
+        });
+        let topology = self.bus.topology.clone();
+        let service = self.service.clone();
+        let in_flight = TaskTracker::new();
+        let spec = ConsumeSpec {
+            bus: self.bus,
+            connection_name: format!("{} rpc-server", self.service),
+            prefetch: self.prefetch,
+            declare: Box::new(move |channel: Channel| {
+                let topology = topology.clone();
+                let service = service.clone();
+                async move { topology.declare_rpc(&channel, &service).await }.boxed()
+            }),
+            in_flight: in_flight.clone(),
+        };
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let join = tokio::spawn(consume_supervised(
+            spec,
+            shutdown,
+            Some(ready_tx),
+            move |delivery, channel| {
+                let state = state.clone();
+                in_flight.spawn(async move { state.process(delivery, channel).await });
+                std::future::ready(())
+            },
+        ));
+        // Err means shutdown came before the first connection: not an error for the caller.
+        let _ = ready_rx.await;
+        Ok(RunningServer { join })
+    }
+
+    fn install_health(&mut self) {
+        let service = self.service.clone();
+        let started = Instant::now();
+        let instance = uuid::Uuid::new_v4().to_string();
+        let check = self.health.clone();
+        let method = format!("{}.sys.health", self.service);
+let health = erase(move |_ctx, _req: serde_json::Value| {
+            let service = service.clone();
+            let instance = instance.clone();
+            let check = check.clone();
+            async move {
+                if let Some(check) = check {
+                    check().await?;
+                }
+                Ok(serde_json::json!({
+                    "status": "ok",
+                    "service": service,
+                    "instance": instance,
+                    "uptime_s": started.elapsed().as_secs(),
+                }))
+            }
+        });
+        self.handlers.insert(method, health);
+    }
+}
+
+/// A server that is consuming; await [`RunningServer::stopped`] after cancelling its
+/// shutdown token to know every held request was answered.
+pub struct RunningServer {
+    join: JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub async fn stopped(self) {
+        let _ = self.join.await;
+    }
+}
+
+struct ServerState {
+    service: String,
+    rpc_exchange: String,
+    max_body: usize,
+    handlers: HashMap<String, Handler>,
+    observer: Option<Arc<dyn ServerObserver>>,
+}
+
+impl ServerState {
+    async fn process(&self, delivery: Delivery, channel: Channel) {
+        let started = Instant::now();
+        let props = &delivery.properties;
+        let method = self.method_of(&delivery);
+        let reply_to = props.reply_to().as_ref().map(|s| s.as_str().to_owned());
+        let correlation_id = props.correlation_id().clone();
+        let ctx = RequestContext::from_headers(props.headers().as_ref());
+        let (request_id, trace_id) = match &ctx {
+            Ok(ctx) => (
+                ctx.request_id.clone().unwrap_or_default(),
+                ctx.trace_id().map(str::to_owned).unwrap_or_default(),
+            ),
+            Err(_) => (String::new(), String::new()),
+        };
+        let span = tracing::info_span!(
+            "rpc",
+            service = %self.service,
+            %method,
+            request_id = %request_id,
+            trace_id = %trace_id,
+        );
+
+        async {
+            let Some(reply_to) = reply_to else {
+                tracing::warn!("request without reply_to: acked and dropped");
+                ack(&delivery).await;
+                return;
+            };
+            let (body, outcome) = self.answer(&method, ctx, &delivery).await;
+            let elapsed = started.elapsed();
+            let reply_props = reply_properties(&method, correlation_id, &request_id);
+            let published = channel
+                .basic_publish(
+                    "".into(),
+                    reply_to.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    reply_props,
+                )
+                .await;
+            if let Err(err) = published {
+                // Not acked: the broker redelivers it once we reconnect.
+                tracing::warn!(error = %err, "could not publish the reply");
+                return;
+            }
+            ack(&delivery).await;
+            if let Some(observer) = &self.observer {
+                observer.request_handled(&method, outcome, elapsed);
+            }
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            match outcome {
+                Outcome::Ok => tracing::info!(outcome = outcome.as_str(), latency_ms, "rpc handled"),
+                Outcome::Error(ErrorCode::Internal) => {
+                    tracing::error!(outcome = outcome.as_str(), latency_ms, "rpc handled")
+                }
+                Outcome::Error(_) => {
+                    tracing::info!(outcome = outcome.as_str(), latency_ms, "rpc handled")
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The method: the routing key when the request came through the `rpc` exchange,
+    /// otherwise (published straight to the queue) the AMQP `type` property.
+    fn method_of(&self, delivery: &Delivery) -> String {
+        if delivery.exchange.as_str() == self.rpc_exchange {
+            return delivery.routing_key.as_str().to_owned();
+        }
+        delivery
+            .properties
+            .kind()
+            .as_ref()
+            .map(|k| k.as_str().to_owned())
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned())
+    }
+
+    async fn answer(
+        &self,
+        method: &str,
+        ctx: Result<RequestContext, RpcError>,
+        delivery: &Delivery,
+    ) -> (Vec<u8>, Outcome) {
+        let fail = |err: RpcError| {
+            let code = err.code;
+            (encode_reply::<()>(&Err(err)), Outcome::Error(code))
+        };
+        let mut ctx = match ctx {
+            Ok(ctx) => ctx,
+            Err(err) => return fail(err),
+        };
+        if ctx.deadline_passed() {
+            // The caller gave up already; doing the work now could only surprise them
+            // (an order whose create timed out must not appear later).
+            tracing::warn!("deadline passed before the request was handled: not executed");
+            return fail(RpcError::deadline_exceeded(
+                "the request's deadline passed before it was handled; it was not executed",
+            ));
+        }
+        if let Some(ct) = delivery.properties.content_type() {
+            let ct = ct.as_str();
+            if !ct.starts_with("application/json") && !ct.is_empty() {
+                return fail(RpcError::invalid_argument(format!(
+                    "content_type {ct:?} is not supported; send application/json"
+                )));
+            }
+        }
+        if delivery.data.len() > self.max_body {
+            return fail(RpcError::invalid_argument(format!(
+                "request body is {} bytes; the limit is {}",
+                delivery.data.len(),
+                self.max_body
+            )));
+        }
+        let Some(handler) = self.handlers.get(method) else {
+            return fail(RpcError::unimplemented(format!(
+                "unknown method {method:?} for service {:?}",
+                self.service
+            )));
+        };
+        // Work done here is a child of the caller's span in the trace.
+        ctx.traceparent = ctx.traceparent.as_ref().map(|t| t.child());
+        let fut = handler(ctx, delivery.data.clone());
+        match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(answer) => answer,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "handler panicked");
+                fail(RpcError::internal("the service failed while handling the request"))
+            }
+        }
+    }
+}
+
+/// Turns a typed handler into one that takes and returns bytes.
+fn erase<Req, Resp, F, Fut>(handler: F) -> Handler
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    F: Fn(RequestContext, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, RpcError>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |ctx, body| {
+        let handler = handler.clone();
+        async move {
+            let result = match decode_body::<Req>(&body) {
+                Ok(req) => handler(ctx, req).await,
+                Err(err) => Err(err),
+            };
+            let outcome = match &result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Error(e.code),
+            };
+            (encode_reply(&result), outcome)
+        }
+        .boxed()
+    })
+}
+
+fn decode_body<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, RpcError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| RpcError::invalid_argument(format!("invalid request body: {e}")))
+}
+
+fn reply_properties(
+    method: &str,
+    correlation_id: Option<ShortString>,
+    request_id: &str,
+) -> BasicProperties {
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_type(method.into())
+        .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64);
+    if let Some(id) = correlation_id {
+        props = props.with_correlation_id(id);
+    }
+    if !request_id.is_empty() {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            crate::context::headers::REQUEST_ID.into(),
+            AMQPValue::LongString(LongString::from(request_id)),
+        );
+        props = props.with_headers(headers);
+    }
+    props
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %err, "could not ack (the broker will redeliver)");
+    }
+}

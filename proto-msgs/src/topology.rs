@@ -1,0 +1,238 @@
+//! Names of exchanges and queues, and their idempotent declaration.
+//!
+//! Every name goes through [`Topology`], whose optional prefix lets tests and parallel
+//! runs use their own exchanges and queues on one broker (`BUS_PREFIX`).
+
+use crate::error::BusError;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+/// The RPC exchange (topic): routing key = method, `<service>.<method>`.
+pub const RPC_EXCHANGE: &str = "rpc";
+/// The domain-events exchange (topic): routing key = event type.
+pub const EVENTS_EXCHANGE: &str = "events";
+
+/// Which kind of queue to declare for event queues. RPC queues stay classic: publisher
+/// confirms on quorum queues cost milliseconds, which the synchronous path can't afford.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueKind {
+    #[default]
+    Classic,
+    /// Replicated Raft queues, for a RabbitMQ cluster
+    /// (<https://www.rabbitmq.com/docs/quorum-queues>).
+    Quorum,
+}
+
+impl std::str::FromStr for QueueKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(QueueKind::Classic),
+            "quorum" => Ok(QueueKind::Quorum),
+            other => Err(format!(
+                "unknown queue type {other:?} (expected \"classic\" or \"quorum\")"
+            )),
+        }
+    }
+}
+
+/// The names this process uses on the broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+    event_queue_kind: QueueKind,
+}
+
+impl Topology {
+    /// A topology whose names all start with `prefix.` (none when `prefix` is empty).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Topology {
+            prefix: prefix.into(),
+            event_queue_kind: QueueKind::Classic,
+        }
+    }
+
+    pub fn with_event_queue_kind(mut self, kind: QueueKind) -> Self {
+        self.event_queue_kind = kind;
+        self
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn name(&self, base: &str) -> String {
+        if self.prefix.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{}.{base}", self.prefix)
+        }
+    }
+
+    pub fn rpc_exchange(&self) -> String {
+        self.name(RPC_EXCHANGE)
+    }
+
+    pub fn events_exchange(&self) -> String {
+        self.name(EVENTS_EXCHANGE)
+    }
+
+    /// `<service>.rpc`, shared by every instance of the service (competing consumers).
+    pub fn rpc_queue(&self, service: &str) -> String {
+        self.name(&format!("{service}.rpc"))
+    }
+
+    /// `<service>.events`: the service's durable inbox of domain events.
+    pub fn events_queue(&self, service: &str) -> String {
+        self.name(&format!("{service}.events"))
+    }
+
+    /// `<service>.events.dlq`: where poison events wait for a human.
+    pub fn events_dlq(&self, service: &str) -> String {
+        self.name(&format!("{service}.events.dlq"))
+    }
+
+    /// Declares both exchanges (durable topic). Idempotent.
+    pub async fn declare_exchanges(&self, channel: &Channel) -> Result<(), BusError> {
+        for exchange in [self.rpc_exchange(), self.events_exchange()] {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| BusError::declare(&exchange, e))?;
+        }
+        Ok(())
+    }
+
+    /// Declares the exchanges and `<service>.rpc`, bound to `rpc` with `<service>.*`
+    /// (and `<service>.sys.*` for the built-in system methods).
+    pub async fn declare_rpc(&self, channel: &Channel, service: &str) -> Result<String, BusError> {
+        self.declare_exchanges(channel).await?;
+        let queue = self.rpc_queue(service);
+        declare_queue(channel, &queue, FieldTable::default()).await?;
+        for key in [format!("{service}.*"), format!("{service}.sys.*")] {
+            bind(channel, &queue, &self.rpc_exchange(), &key).await?;
+        }
+        Ok(queue)
+    }
+
+    /// Declares the exchanges, `<service>.events` bound to each of `keys`, and its DLQ.
+    /// Rejected messages go to the DLQ through the default exchange, so no extra
+    /// exchange is needed (<https://www.rabbitmq.com/docs/dlx>).
+    pub async fn declare_events(
+        &self,
+        channel: &Channel,
+        service: &str,
+        keys: &[&str],
+    ) -> Result<String, BusError> {
+        self.declare_exchanges(channel).await?;
+        let dlq = self.events_dlq(service);
+        declare_queue(channel, &dlq, self.queue_kind_args()).await?;
+        let queue = self.events_queue(service);
+        let mut args = self.queue_kind_args();
+        args.insert(
+            ShortString::from("x-dead-letter-exchange"),
+            AMQPValue::LongString(LongString::from("")),
+        );
+        args.insert(
+            ShortString::from("x-dead-letter-routing-key"),
+            AMQPValue::LongString(LongString::from(dlq.as_str())),
+        );
+        declare_queue(channel, &queue, args).await?;
+        for key in keys {
+            bind(channel, &queue, &self.events_exchange(), key).await?;
+        }
+        Ok(queue)
+    }
+
+    fn queue_kind_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if self.event_queue_kind == QueueKind::Quorum {
+            args.insert(
+                ShortString::from("x-queue-type"),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
+        }
+        args
+    }
+
+    /// Deletes every exchange and queue this topology could have declared for the given
+    /// services. For tests: each one uses its own prefix and leaves nothing behind.
+    #[cfg(feature = "testing")]
+    pub async fn delete_all(&self, channel: &Channel, services: &[&str]) -> Result<(), BusError> {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        for service in services {
+            for queue in [
+                self.rpc_queue(service),
+                self.events_queue(service),
+                self.events_dlq(service),
+            ] {
+                channel
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .await
+                    .map_err(|e| BusError::declare(&queue, e))?;
+            }
+        }
+        for exchange in [self.rpc_exchange(), self.events_exchange()] {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await
+                .map_err(|e| BusError::declare(&exchange, e))?;
+        }
+        Ok(())
+    }
+}
+
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), BusError> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .map_err(|e| BusError::declare(name, e))?;
+    Ok(())
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BusError> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| BusError::declare(queue, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_design() {
+        let t = Topology::default();
+        assert_eq!(t.rpc_exchange(), "rpc");
+        assert_eq!(t.events_exchange(), "events");
+        assert_eq!(t.rpc_queue("users"), "users.rpc");
+        assert_eq!(t.events_queue("orders"), "orders.events");
+        assert_eq!(t.events_dlq("orders"), "orders.events.dlq");
+        let p = Topology::new("t42");
+        assert_eq!(p.rpc_queue("users"), "t42.users.rpc");
+        assert_eq!(p.events_exchange(), "t42.events");
+    }
+}
