@@ -47,8 +47,13 @@ impl BusConfig {
         })
     }
 
-    /// Opens one connection, named so it can be recognised in the management UI.
+    /// Opens one connection, named so it can be recognised in the management UI
+    /// (the topology prefix, if any, comes first).
     pub async fn connect(&self, name: &str) -> Result<Connection, BusError> {
+        let name = match self.topology.prefix() {
+            "" => name.to_owned(),
+            prefix => format!("{prefix} {name}"),
+        };
         let props = ConnectionProperties::default().with_connection_name(name.into());
         Connection::connect(&self.url, props)
             .await

@@ -46,6 +46,56 @@ impl TestBus {
     }
 }
 
+/// The RabbitMQ management API (`RABBITMQ_MANAGEMENT_URL`, default
+/// `http://guest:guest@127.0.0.1:15672`), for tests that make faults happen.
+pub fn management_url() -> String {
+    std::env::var("RABBITMQ_MANAGEMENT_URL")
+        .unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".to_owned())
+}
+
+impl TestBus {
+    /// Force-closes every broker connection opened under this test's prefix, as a
+    /// broker restart would, without disturbing other tests. Waits (up to 20 s) until
+    /// at least `expected` such connections are visible, since the management API
+    /// lists new connections with a delay.
+    pub async fn drop_connections(&self, expected: usize) -> usize {
+        let base = management_url();
+        let http = reqwest::Client::new();
+        let prefix = format!("{} ", self.config.topology.prefix());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let names: Vec<String> = match http.get(format!("{base}/api/connections")).send().await {
+                Ok(resp) => resp
+                    .json::<Vec<serde_json::Value>>()
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| {
+                        c["client_properties"]["connection_name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with(&prefix))
+                    })
+                    .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            if names.len() >= expected || std::time::Instant::now() > deadline {
+                for name in &names {
+                    let Ok(mut url) = reqwest::Url::parse(&format!("{base}/api/connections/")) else {
+                        continue;
+                    };
+                    if let Ok(mut segments) = url.path_segments_mut() {
+                        segments.pop_if_empty().push(name);
+                    }
+                    let _ = http.delete(url).header("X-Reason", "test: simulated broker failure").send().await;
+                }
+                return names.len();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
+
 impl Drop for TestBus {
     fn drop(&mut self) {
         let config = self.config.clone();

@@ -125,6 +125,8 @@ impl RpcClient {
     pub async fn connect(bus: BusConfig, config: RpcClientConfig) -> Result<Self, BusError> {
         let client = Self::new(bus, config);
         let first = establish(&client.inner).await?;
+        // Installed before returning, so the first call can't race the supervisor.
+        client.inner.install(first.0.clone());
         tokio::spawn(supervise(client.inner.clone(), Some(first)));
         Ok(client)
     }
