@@ -52,7 +52,9 @@ impl FromStr for Role {
         match s {
             "user" => Ok(Role::User),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?} (expected \"user\" or \"admin\")")),
+            other => Err(format!(
+                "unknown role {other:?} (expected \"user\" or \"admin\")"
+            )),
         }
     }
 }
@@ -129,8 +131,10 @@ impl RequestContext {
 
     /// Time left until the deadline, if there is one.
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+        self.deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        })
     }
 
     /// The AMQP headers for this context.
@@ -197,9 +201,9 @@ impl RequestContext {
                 let id = Uuid::parse_str(&id).map_err(|_| {
                     RpcError::unauthenticated(format!("header x-actor-id {id:?} is not a UUID"))
                 })?;
-                let role = role.parse::<Role>().map_err(|e| {
-                    RpcError::unauthenticated(format!("header x-actor-role: {e}"))
-                })?;
+                let role = role
+                    .parse::<Role>()
+                    .map_err(|e| RpcError::unauthenticated(format!("header x-actor-role: {e}")))?;
                 Some(Actor { id, role })
             }
             _ => {
@@ -268,7 +272,10 @@ mod tests {
     #[test]
     fn half_an_actor_is_refused() {
         let mut t = FieldTable::default();
-        t.insert("x-actor-id".into(), AMQPValue::LongString(Uuid::new_v4().to_string().into()));
+        t.insert(
+            "x-actor-id".into(),
+            AMQPValue::LongString(Uuid::new_v4().to_string().into()),
+        );
         let err = RequestContext::from_headers(Some(&t)).unwrap_err();
         assert_eq!(err.code, crate::ErrorCode::Unauthenticated);
         t.insert("x-actor-role".into(), AMQPValue::LongString("root".into()));
@@ -282,6 +289,10 @@ mod tests {
         let ctx = RequestContext::from_headers(Some(&t)).unwrap();
         assert!(ctx.deadline_passed());
         t.insert("x-deadline".into(), AMQPValue::LongUInt(1000));
-        assert!(RequestContext::from_headers(Some(&t)).unwrap().deadline_passed());
+        assert!(
+            RequestContext::from_headers(Some(&t))
+                .unwrap()
+                .deadline_passed()
+        );
     }
 }

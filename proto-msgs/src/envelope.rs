@@ -183,8 +183,9 @@ pub fn encode_reply<T: Serialize>(result: &Result<T, RpcError>) -> Vec<u8> {
     };
     serde_json::to_vec(&reply).unwrap_or_else(|err| {
         let fallback = RpcError::internal(format!("reply could not be encoded: {err}"));
-        serde_json::to_vec(&ReplyRef::<()>::Error(&fallback))
-            .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"reply could not be encoded"}}"#.to_vec())
+        serde_json::to_vec(&ReplyRef::<()>::Error(&fallback)).unwrap_or_else(|_| {
+            br#"{"error":{"code":"internal","message":"reply could not be encoded"}}"#.to_vec()
+        })
     })
 }
 
@@ -232,9 +233,10 @@ mod tests {
             serde_json::from_slice::<Value>(&encode_reply(&err)).unwrap(),
             json!({"error": {"code": "not_found", "message": "no such order"}})
         );
-        let parsed: Reply<Value> =
-            serde_json::from_value(json!({"error": {"code": "internal", "message": "x", "details": {"a": 1}}}))
-                .unwrap();
+        let parsed: Reply<Value> = serde_json::from_value(
+            json!({"error": {"code": "internal", "message": "x", "details": {"a": 1}}}),
+        )
+        .unwrap();
         assert_eq!(
             parsed.into_result().unwrap_err().details,
             Some(json!({"a": 1}))

@@ -62,7 +62,11 @@ impl FromStr for Money {
             None => (digits, ""),
         };
         let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || (digits.contains('.') && frac.is_empty()) {
+        if whole.is_empty()
+            || !all_digits(whole)
+            || !all_digits(frac)
+            || (digits.contains('.') && frac.is_empty())
+        {
             return Err(MoneyError::Syntax(text.to_owned()));
         }
         // Trailing zeros beyond two places carry no value ("1.500" is 1.50).
@@ -72,7 +76,9 @@ impl FromStr for Money {
         }
         let overflow = || MoneyError::Overflow(text.to_owned());
         let whole: i64 = whole.parse().map_err(|_| overflow())?;
-        let cents: i64 = format!("{frac:0<2}").parse().map_err(|_| MoneyError::Syntax(text.to_owned()))?;
+        let cents: i64 = format!("{frac:0<2}")
+            .parse()
+            .map_err(|_| MoneyError::Syntax(text.to_owned()))?;
         let minor = whole
             .checked_mul(100)
             .and_then(|w| w.checked_add(cents))
@@ -154,7 +160,18 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_amount() {
-        for bad in [json!("0.105"), json!(0.105), json!("abc"), json!("1."), json!(".5"), json!(""), json!("1e3"), json!(null), json!(true), json!("99999999999999999999")] {
+        for bad in [
+            json!("0.105"),
+            json!(0.105),
+            json!("abc"),
+            json!("1."),
+            json!(".5"),
+            json!(""),
+            json!("1e3"),
+            json!(null),
+            json!(true),
+            json!("99999999999999999999"),
+        ] {
             assert!(m(bad.clone()).is_err(), "{bad}");
         }
     }
@@ -162,7 +179,11 @@ mod tests {
     #[test]
     fn sums_are_exact() {
         let price: Money = "0.10".parse().unwrap();
-        let total = price.checked_mul(3).unwrap().checked_add(Money::from_minor(20000)).unwrap();
+        let total = price
+            .checked_mul(3)
+            .unwrap()
+            .checked_add(Money::from_minor(20000))
+            .unwrap();
         assert_eq!(total.to_string(), "200.30");
         assert_eq!(serde_json::to_value(total).unwrap(), json!("200.30"));
         assert_eq!(Money::from_minor(-5).to_string(), "-0.05");

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Declares what the consumer needs and returns the queue to consume.
-pub(crate) type Declare = Box<dyn Fn(Channel) -> BoxFuture<'static, Result<String, BusError>> + Send + Sync>;
+pub(crate) type Declare =
+    Box<dyn Fn(Channel) -> BoxFuture<'static, Result<String, BusError>> + Send + Sync>;
 
 /// How long a graceful stop waits for the broker to confirm the cancel.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,13 +4,15 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Default filter: our crates at info, noisy dependencies quieter.
-pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm_migration=warn,lapin=warn,amq_protocol=warn";
+pub const DEFAULT_FILTER: &str =
+    "info,sqlx=warn,sea_orm_migration=warn,lapin=warn,amq_protocol=warn";
 
 /// Installs the global subscriber. `LOG_FORMAT=json` gives one JSON object per line
 /// with the current span's fields (request id, trace id); anything else is
 /// human-readable. Safe to call twice (the second call does nothing).
 pub fn init(service: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let result = if json {
         tracing_subscriber::fmt()

@@ -64,7 +64,8 @@ impl TestBus {
         let prefix = format!("{} ", self.config.topology.prefix());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let names: Vec<String> = match http.get(format!("{base}/api/connections")).send().await {
+            let names: Vec<String> = match http.get(format!("{base}/api/connections")).send().await
+            {
                 Ok(resp) => resp
                     .json::<Vec<serde_json::Value>>()
                     .await
@@ -81,13 +82,18 @@ impl TestBus {
             };
             if names.len() >= expected || std::time::Instant::now() > deadline {
                 for name in &names {
-                    let Ok(mut url) = reqwest::Url::parse(&format!("{base}/api/connections/")) else {
+                    let Ok(mut url) = reqwest::Url::parse(&format!("{base}/api/connections/"))
+                    else {
                         continue;
                     };
                     if let Ok(mut segments) = url.path_segments_mut() {
                         segments.pop_if_empty().push(name);
                     }
-                    let _ = http.delete(url).header("X-Reason", "test: simulated broker failure").send().await;
+                    let _ = http
+                        .delete(url)
+                        .header("X-Reason", "test: simulated broker failure")
+                        .send()
+                        .await;
                 }
                 return names.len();
             }
@@ -122,5 +128,91 @@ impl Drop for TestBus {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// A TCP proxy in front of the broker that a test can cut and restore, to make the
+/// broker unreachable for one component without disturbing anything else.
+pub struct BrokerProxy {
+    port: u16,
+    upstream: String,
+    state: std::sync::Arc<ProxyState>,
+}
+
+struct ProxyState {
+    open: std::sync::atomic::AtomicBool,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl BrokerProxy {
+    /// Listens on a free local port and forwards to the broker of `AMQP_URL`'s host
+    /// (default 127.0.0.1:5672).
+    pub async fn start() -> BrokerProxy {
+        let upstream =
+            std::env::var("AMQP_PROXY_UPSTREAM").unwrap_or_else(|_| "127.0.0.1:5672".to_owned());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port for the broker proxy");
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let state = std::sync::Arc::new(ProxyState {
+            open: std::sync::atomic::AtomicBool::new(true),
+            generation,
+        });
+        let st = state.clone();
+        let up = upstream.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !st.open.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = st.generation.subscribe();
+                let up = up.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&up).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        BrokerProxy {
+            port,
+            upstream,
+            state,
+        }
+    }
+
+    /// The AMQP URL that goes through this proxy.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// A copy of `bus` that connects through this proxy.
+    pub fn bus(&self, bus: &BusConfig) -> BusConfig {
+        BusConfig::new(self.url(), bus.topology.clone())
+    }
+
+    /// Drops every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        self.state
+            .open
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.state.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.state
+            .open
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn upstream(&self) -> &str {
+        &self.upstream
     }
 }

@@ -77,7 +77,9 @@ impl FromStr for TraceParent {
             return Err(TraceParentError("expected four dash-separated fields"));
         };
         let hex = |v: &str, len: usize| {
-            v.len() == len && v.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            v.len() == len
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         if !hex(version, 2) || version == "ff" {
             return Err(TraceParentError("bad version"));
@@ -106,7 +108,11 @@ impl FromStr for TraceParent {
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        )
     }
 }
 

@@ -182,7 +182,10 @@ impl fmt::Debug for UpdateUserRequest {
         f.debug_struct("UpdateUserRequest")
             .field("name", &self.name)
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("current_password", &self.current_password.as_ref().map(|_| "***"))
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }

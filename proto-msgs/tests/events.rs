@@ -16,7 +16,11 @@ struct Thing {
 }
 
 fn fast_retry() -> RetryPolicy {
-    RetryPolicy { max_attempts: 3, initial_delay: Duration::from_millis(10), max_delay: Duration::from_millis(50) }
+    RetryPolicy {
+        max_attempts: 3,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    }
 }
 
 /// Reads one message from a queue, polling for up to 5 s.
@@ -24,7 +28,11 @@ async fn get_one(bus: &TestBus, queue: &str) -> Option<lapin::message::BasicGetM
     let conn = bus.config().connect("dlq reader").await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     for _ in 0..50 {
-        if let Some(msg) = ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        if let Some(msg) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
             return Some(msg);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -53,14 +61,26 @@ async fn published_events_reach_the_consumer_in_order() {
     let tp = proto_msgs::TraceParent::new_root();
     let mut ids = Vec::new();
     for n in 0..20 {
-        let ev = CloudEvent::new("test", "thing.happened", n.to_string(), Thing { n }).with_trace(Some(&tp), None);
+        let ev = CloudEvent::new("test", "thing.happened", n.to_string(), Thing { n })
+            .with_trace(Some(&tp), None);
         ids.push(ev.id);
         publisher.publish(&ev).await.unwrap();
     }
     // An event type nobody is bound to is simply not routed.
-    publisher.publish(&CloudEvent::new("test", "other.thing", "x", Thing { n: 99 })).await.unwrap();
+    publisher
+        .publish(&CloudEvent::new(
+            "test",
+            "other.thing",
+            "x",
+            Thing { n: 99 },
+        ))
+        .await
+        .unwrap();
     for (n, id) in ids.iter().enumerate() {
-        let (got_id, got_n, got_tp) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        let (got_id, got_n, got_tp) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((got_id, got_n), (*id, n as u32));
         assert_eq!(got_tp, Some(tp.to_string()));
     }
@@ -96,10 +116,22 @@ async fn poison_events_go_straight_to_the_dlq() {
     }
     let dlq = bus.topology().events_dlq("svc");
     for _ in 0..3 {
-        let msg = get_one(&bus, &dlq).await.expect("poison message in the DLQ");
-        assert!(msg.delivery.properties.headers().as_ref().is_some_and(|h| h.contains_key("x-death")));
+        let msg = get_one(&bus, &dlq)
+            .await
+            .expect("poison message in the DLQ");
+        assert!(
+            msg.delivery
+                .properties
+                .headers()
+                .as_ref()
+                .is_some_and(|h| h.contains_key("x-death"))
+        );
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never saw them");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the handler never saw them"
+    );
     let _ = conn.close(200, "bye".into()).await;
     stop.cancel();
     consumer.stopped().await;
@@ -124,10 +156,16 @@ async fn failing_handler_is_retried_then_dead_lettered() {
     let publisher = EventPublisher::new(bus.config(), "test publisher");
     let ev = CloudEvent::new("test", "thing.happened", "1", Thing { n: 1 });
     publisher.publish(&ev).await.unwrap();
-    let msg = get_one(&bus, &bus.topology().events_dlq("svc")).await.expect("dead-lettered");
+    let msg = get_one(&bus, &bus.topology().events_dlq("svc"))
+        .await
+        .expect("dead-lettered");
     let back: CloudEvent<Thing> = serde_json::from_slice(&msg.delivery.data).unwrap();
     assert_eq!(back.id, ev.id);
-    assert_eq!(attempts.load(Ordering::SeqCst), 3, "exactly max_attempts tries");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "exactly max_attempts tries"
+    );
     publisher.close().await;
     stop.cancel();
     consumer.stopped().await;
@@ -159,8 +197,21 @@ async fn transient_failures_retry_until_the_handler_succeeds() {
         .await
         .unwrap();
     let publisher = EventPublisher::new(bus.config(), "test publisher");
-    publisher.publish(&CloudEvent::new("test", "thing.happened", "1", Thing { n: 5 })).await.unwrap();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap(), Some(5));
+    publisher
+        .publish(&CloudEvent::new(
+            "test",
+            "thing.happened",
+            "1",
+            Thing { n: 5 },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap(),
+        Some(5)
+    );
     assert_eq!(attempts.load(Ordering::SeqCst), 7);
     publisher.close().await;
     stop.cancel();

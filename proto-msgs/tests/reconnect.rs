@@ -3,7 +3,9 @@
 
 use proto_msgs::events::{EventConsumer, EventPublisher};
 use proto_msgs::testing::TestBus;
-use proto_msgs::{CancellationToken, CloudEvent, ErrorCode, RequestContext, RpcClient, RpcClientConfig, RpcServer};
+use proto_msgs::{
+    CancellationToken, CloudEvent, ErrorCode, RequestContext, RpcClient, RpcClientConfig, RpcServer,
+};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -13,7 +15,10 @@ async fn client_server_and_consumer_recover_after_their_connections_drop() {
     bus.track("echo");
     let stop = CancellationToken::new();
     let server = RpcServer::new(bus.config(), "echo")
-        .method("echo.echo", |_ctx, v: serde_json::Value| async move { Ok(v) })
+        .method(
+            "echo.echo",
+            |_ctx, v: serde_json::Value| async move { Ok(v) },
+        )
         .start(stop.clone())
         .await
         .unwrap();
@@ -29,12 +34,17 @@ async fn client_server_and_consumer_recover_after_their_connections_drop() {
         .start(stop.clone())
         .await
         .unwrap();
-    let client = RpcClient::connect(bus.config(), RpcClientConfig::default()).await.unwrap();
+    let client = RpcClient::connect(bus.config(), RpcClientConfig::default())
+        .await
+        .unwrap();
     let publisher = EventPublisher::new(bus.config(), "publisher");
     let ctx = RequestContext::new();
     let v: u32 = client.call("echo.echo", &1u32, &ctx).await.unwrap();
     assert_eq!(v, 1);
-    publisher.publish(&CloudEvent::new("t", "echo.said", "1", 1u32)).await.unwrap();
+    publisher
+        .publish(&CloudEvent::new("t", "echo.said", "1", 1u32))
+        .await
+        .unwrap();
     assert_eq!(rx.recv().await, Some(1));
 
     // Server, consumer, client and publisher: four connections.
@@ -64,14 +74,23 @@ async fn client_server_and_consumer_recover_after_their_connections_drop() {
     // The publisher reconnects on its next publish; the consumer has re-subscribed.
     let mut published = false;
     for _ in 0..50 {
-        if publisher.publish(&CloudEvent::new("t", "echo.said", "2", 2u32)).await.is_ok() {
+        if publisher
+            .publish(&CloudEvent::new("t", "echo.said", "2", 2u32))
+            .await
+            .is_ok()
+        {
             published = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(published);
-    assert_eq!(tokio::time::timeout(Duration::from_secs(15), rx.recv()).await.unwrap(), Some(2));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .unwrap(),
+        Some(2)
+    );
 
     client.close().await;
     publisher.close().await;

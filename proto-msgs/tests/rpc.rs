@@ -2,7 +2,9 @@
 
 use futures::future::join_all;
 use proto_msgs::testing::TestBus;
-use proto_msgs::{CancellationToken, ErrorCode, RequestContext, RpcClient, RpcClientConfig, RpcError, RpcServer};
+use proto_msgs::{
+    CancellationToken, ErrorCode, RequestContext, RpcClient, RpcClientConfig, RpcError, RpcServer,
+};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,8 +52,14 @@ async fn typed_round_trip() {
     let stop = CancellationToken::new();
     let server = echo_server(&bus, stop.clone()).await;
     let client = client(&bus).await;
-    let req = Echo { n: 7, text: "héllo".into() };
-    let back: Echo = client.call("echo.echo", &req, &RequestContext::new()).await.unwrap();
+    let req = Echo {
+        n: 7,
+        text: "héllo".into(),
+    };
+    let back: Echo = client
+        .call("echo.echo", &req, &RequestContext::new())
+        .await
+        .unwrap();
     assert_eq!(back, req);
     let err = client
         .call::<_, ()>("echo.fail", &serde_json::json!({}), &RequestContext::new())
@@ -59,7 +67,14 @@ async fn typed_round_trip() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::FailedPrecondition);
     assert_eq!(err.details, Some(serde_json::json!({"why": 1})));
-    let health: serde_json::Value = client.call("echo.sys.health", &serde_json::json!({}), &RequestContext::new()).await.unwrap();
+    let health: serde_json::Value = client
+        .call(
+            "echo.sys.health",
+            &serde_json::json!({}),
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     client.close().await;
     stop.cancel();
@@ -75,7 +90,10 @@ async fn a_thousand_concurrent_calls_each_get_their_own_reply() {
     let calls = (0..1000u64).map(|n| {
         let client = client.clone();
         tokio::spawn(async move {
-            let req = Echo { n, text: format!("call {n}") };
+            let req = Echo {
+                n,
+                text: format!("call {n}"),
+            };
             let ctx = RequestContext::new().with_request_id(format!("r{n}"));
             let back: Echo = client.call("echo.echo", &req, &ctx).await.expect("reply");
             assert_eq!(back, req, "reply matched to its caller");
@@ -98,12 +116,18 @@ async fn deadline_exceeded_removes_the_waiter() {
     let mut ctx = RequestContext::new();
     ctx.deadline = Some(SystemTime::now() + Duration::from_millis(200));
     let started = Instant::now();
-    let err = client.call::<_, u64>("echo.sleep", &2000u64, &ctx).await.unwrap_err();
+    let err = client
+        .call::<_, u64>("echo.sleep", &2000u64, &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::DeadlineExceeded);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(client.pending(), 0);
     // The server still answers afterwards.
-    let ok: u64 = client.call("echo.sleep", &1u64, &RequestContext::new()).await.unwrap();
+    let ok: u64 = client
+        .call("echo.sleep", &1u64, &RequestContext::new())
+        .await
+        .unwrap();
     assert_eq!(ok, 1);
     stop.cancel();
     server.stopped().await;
@@ -115,12 +139,20 @@ async fn no_consumer_is_unavailable_at_once() {
     let client = client(&bus).await;
     let started = Instant::now();
     let err = client
-        .call::<_, serde_json::Value>("nobody.home", &serde_json::json!({}), &RequestContext::new())
+        .call::<_, serde_json::Value>(
+            "nobody.home",
+            &serde_json::json!({}),
+            &RequestContext::new(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::Unavailable, "{err}");
     // Well under the 5 s default deadline.
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(client.pending(), 0);
 }
 
@@ -132,33 +164,67 @@ async fn bad_requests_get_error_replies_and_the_server_keeps_answering() {
     let client = client(&bus).await;
     let ctx = RequestContext::new();
 
-    let raw = client.call_raw("echo.echo", b"{not json".to_vec(), &ctx).await.unwrap();
+    let raw = client
+        .call_raw("echo.echo", b"{not json".to_vec(), &ctx)
+        .await
+        .unwrap();
     let err = proto_msgs::rpc::client::decode_reply::<Echo>(&raw).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidArgument);
 
-    let err = client.call::<_, Echo>("echo.echo", &serde_json::json!({"n": "x"}), &ctx).await.unwrap_err();
+    let err = client
+        .call::<_, Echo>("echo.echo", &serde_json::json!({"n": "x"}), &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidArgument);
 
-    let err = client.call::<_, ()>("echo.nosuch", &serde_json::json!({}), &ctx).await.unwrap_err();
+    let err = client
+        .call::<_, ()>("echo.nosuch", &serde_json::json!({}), &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::Unimplemented);
 
-    let err = client.call::<_, ()>("echo.panic", &serde_json::json!({}), &ctx).await.unwrap_err();
+    let err = client
+        .call::<_, ()>("echo.panic", &serde_json::json!({}), &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::Internal);
     assert!(!err.message.contains("boom"), "internals are not leaked");
 
-    let err = client.call::<_, serde_json::Value>("echo.whoami", &serde_json::json!({}), &ctx).await.unwrap_err();
+    let err = client
+        .call::<_, serde_json::Value>("echo.whoami", &serde_json::json!({}), &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::Unauthenticated);
 
-    let actor = proto_msgs::Actor { id: uuid::Uuid::new_v4(), role: proto_msgs::Role::Admin };
+    let actor = proto_msgs::Actor {
+        id: uuid::Uuid::new_v4(),
+        role: proto_msgs::Role::Admin,
+    };
     let who: serde_json::Value = client
-        .call("echo.whoami", &serde_json::json!({}), &RequestContext::new().with_actor(actor).with_request_id("rid-1"))
+        .call(
+            "echo.whoami",
+            &serde_json::json!({}),
+            &RequestContext::new()
+                .with_actor(actor)
+                .with_request_id("rid-1"),
+        )
         .await
         .unwrap();
     assert_eq!(who["id"], actor.id.to_string());
     assert_eq!(who["role"], "admin");
     assert_eq!(who["request_id"], "rid-1");
 
-    let back: Echo = client.call("echo.echo", &Echo { n: 1, text: "still here".into() }, &ctx).await.unwrap();
+    let back: Echo = client
+        .call(
+            "echo.echo",
+            &Echo {
+                n: 1,
+                text: "still here".into(),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
     assert_eq!(back.n, 1);
     stop.cancel();
     server.stopped().await;
@@ -173,13 +239,21 @@ async fn graceful_stop_answers_what_it_holds() {
     let calls: Vec<_> = (0..10)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.call::<_, u64>("echo.sleep", &300u64, &RequestContext::new()).await })
+            tokio::spawn(async move {
+                client
+                    .call::<_, u64>("echo.sleep", &300u64, &RequestContext::new())
+                    .await
+            })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.cancel();
     server.stopped().await;
     for c in calls {
-        assert_eq!(c.await.unwrap().unwrap(), 300, "held requests are answered before exit");
+        assert_eq!(
+            c.await.unwrap().unwrap(),
+            300,
+            "held requests are answered before exit"
+        );
     }
 }

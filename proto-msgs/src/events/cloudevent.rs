@@ -57,7 +57,11 @@ impl<T> CloudEvent<T> {
     }
 
     /// Attaches the trace the event is part of.
-    pub fn with_trace(mut self, traceparent: Option<&TraceParent>, tracestate: Option<&str>) -> Self {
+    pub fn with_trace(
+        mut self,
+        traceparent: Option<&TraceParent>,
+        tracestate: Option<&str>,
+    ) -> Self {
         self.traceparent = traceparent.map(|t| t.to_string());
         self.tracestate = tracestate.map(str::to_owned);
         self
@@ -92,7 +96,12 @@ mod tests {
 
     #[test]
     fn serialises_as_structured_cloudevent() {
-        let ev = CloudEvent::new("order-svc", "order.created", "o-1", json!({"total": "1.00"}));
+        let ev = CloudEvent::new(
+            "order-svc",
+            "order.created",
+            "o-1",
+            json!({"total": "1.00"}),
+        );
         let v = serde_json::to_value(&ev).unwrap();
         assert_eq!(v["specversion"], "1.0");
         assert_eq!(v["type"], "order.created");

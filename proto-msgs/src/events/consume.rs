@@ -17,9 +17,9 @@ use crate::events::cloudevent::CloudEvent;
 use crate::supervise::{ConsumeSpec, consume_supervised};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::Channel;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,8 +76,11 @@ pub trait EventObserver: Send + Sync + 'static {
     }
 }
 
-type EventHandler =
-    Arc<dyn Fn(CloudEvent<serde_json::Value>) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+type EventHandler = Arc<
+    dyn Fn(CloudEvent<serde_json::Value>) -> BoxFuture<'static, Result<(), HandlerError>>
+        + Send
+        + Sync,
+>;
 
 /// Builder and runner of one service's event inbox.
 pub struct EventConsumer {
@@ -214,8 +217,13 @@ impl ConsumerState {
             Ok(event) => event,
             Err(why) => {
                 tracing::warn!(routing_key = %delivery.routing_key, reason = %why, "undecodable event: dead-lettered");
-                self.finish(&delivery, delivery.routing_key.as_str(), Verdict::DeadLetter, started)
-                    .await;
+                self.finish(
+                    &delivery,
+                    delivery.routing_key.as_str(),
+                    Verdict::DeadLetter,
+                    started,
+                )
+                .await;
                 return;
             }
         };
@@ -240,7 +248,10 @@ impl ConsumerState {
         let mut delay = self.retry.initial_delay;
         loop {
             attempts += 1;
-            let result = match AssertUnwindSafe(handler(event.clone())).catch_unwind().await {
+            let result = match AssertUnwindSafe(handler(event.clone()))
+                .catch_unwind()
+                .await
+            {
                 Ok(result) => result,
                 Err(_) => Err(HandlerError::Failed("the handler panicked".to_owned())),
             };
@@ -257,7 +268,9 @@ impl ConsumerState {
                     tracing::error!(error = %err, attempts, "event handler kept failing: dead-lettered");
                     return Verdict::DeadLetter;
                 }
-                _ => tracing::warn!(error = %err, attempts, retry_in_ms = delay.as_millis() as u64, "event handler failed; retrying"),
+                _ => {
+                    tracing::warn!(error = %err, attempts, retry_in_ms = delay.as_millis() as u64, "event handler failed; retrying")
+                }
             }
             if let Some(observer) = &self.observer {
                 observer.event_retried(&event.event_type);
@@ -270,10 +283,22 @@ impl ConsumerState {
         }
     }
 
-    async fn finish(&self, delivery: &Delivery, event_type: &str, verdict: Verdict, started: Instant) {
+    async fn finish(
+        &self,
+        delivery: &Delivery,
+        event_type: &str,
+        verdict: Verdict,
+        started: Instant,
+    ) {
         let (result, outcome) = match verdict {
-            Verdict::Handled => (delivery.acker.ack(BasicAckOptions::default()).await, "handled"),
-            Verdict::Ignored => (delivery.acker.ack(BasicAckOptions::default()).await, "ignored"),
+            Verdict::Handled => (
+                delivery.acker.ack(BasicAckOptions::default()).await,
+                "handled",
+            ),
+            Verdict::Ignored => (
+                delivery.acker.ack(BasicAckOptions::default()).await,
+                "ignored",
+            ),
             Verdict::DeadLetter => (
                 delivery
                     .acker
@@ -300,7 +325,11 @@ impl ConsumerState {
         if let Some(observer) = &self.observer {
             observer.event_finished(event_type, outcome, elapsed);
         }
-        tracing::info!(outcome, latency_ms = elapsed.as_secs_f64() * 1000.0, "event finished");
+        tracing::info!(
+            outcome,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "event finished"
+        );
     }
 }
 

@@ -43,7 +43,8 @@ impl EventPublisher {
     /// Publishes one event and waits for the broker's confirm.
     pub async fn publish<T: Serialize>(&self, event: &CloudEvent<T>) -> Result<(), BusError> {
         let body = serde_json::to_vec(event)?;
-        self.publish_encoded(&[EncodedEvent::new(event, body)]).await
+        self.publish_encoded(&[EncodedEvent::new(event, body)])
+            .await
     }
 
     /// Publishes a batch and waits for all confirms; `Ok` only when every one of them

@@ -165,7 +165,7 @@ impl RpcServer {
         let instance = uuid::Uuid::new_v4().to_string();
         let check = self.health.clone();
         let method = format!("{}.sys.health", self.service);
-let health = erase(move |_ctx, _req: serde_json::Value| {
+        let health = erase(move |_ctx, _req: serde_json::Value| {
             let service = service.clone();
             let instance = instance.clone();
             let check = check.clone();
@@ -257,7 +257,9 @@ impl ServerState {
             }
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             match outcome {
-                Outcome::Ok => tracing::info!(outcome = outcome.as_str(), latency_ms, "rpc handled"),
+                Outcome::Ok => {
+                    tracing::info!(outcome = outcome.as_str(), latency_ms, "rpc handled")
+                }
                 Outcome::Error(ErrorCode::Internal) => {
                     tracing::error!(outcome = outcome.as_str(), latency_ms, "rpc handled")
                 }
@@ -339,7 +341,9 @@ impl ServerState {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(panic = %what, "handler panicked");
-                fail(RpcError::internal("the service failed while handling the request"))
+                fail(RpcError::internal(
+                    "the service failed while handling the request",
+                ))
             }
         }
     }

@@ -1,0 +1,97 @@
+//! Database connection and error classification.
+
+use proto_msgs::{HandlerError, RpcError};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
+use std::time::Duration;
+
+/// Pool settings of a service's database.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `DATABASE_URL`, e.g. `postgres://postgres@127.0.0.1:5432/users`.
+    pub url: String,
+    /// `DB_MAX_CONNECTIONS` (default 10).
+    pub max_connections: u32,
+    /// How long a query waits for a pooled connection before failing `unavailable`
+    /// (`DB_ACQUIRE_TIMEOUT_MS`, default 3000): short, so an outage answers fast.
+    pub acquire_timeout: Duration,
+}
+
+impl DbConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        DbConfig {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Opens a pool. Connections are made lazily after the first, so a database that
+/// goes away later is noticed per query, not fatal.
+pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(config.url.clone());
+    opts.max_connections(config.max_connections)
+        .min_connections(1)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_timeout(config.acquire_timeout)
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+/// True for failures that go away by themselves: the server is down, restarting,
+/// refusing connections, or the pool could not hand out a connection in time.
+pub fn is_transient(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as SqlxError;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                SqlxError::Io(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed
+                | SqlxError::Protocol(_) => true,
+                SqlxError::Database(db) => db.code().is_some_and(|code| {
+                    // 08: connection exception; 57P0x: admin shutdown, crash shutdown,
+                    // cannot connect now; 53300: too many connections.
+                    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                }),
+                _ => false,
+            }
+        }
+        DbErr::Exec(RuntimeErr::Internal(msg)) | DbErr::Query(RuntimeErr::Internal(msg)) => {
+            msg.contains("connection") || msg.contains("closed")
+        }
+        _ => false,
+    }
+}
+
+/// The bus error for a database failure: `unavailable` when it is transient,
+/// otherwise `internal` (logged here, never shown to the caller in detail).
+pub fn rpc_error(err: DbErr) -> RpcError {
+    if is_transient(&err) {
+        tracing::warn!(error = %err, "database unavailable");
+        RpcError::unavailable("the service's database is unavailable; try again shortly")
+    } else {
+        tracing::error!(error = %err, "database error");
+        RpcError::internal("the service failed to process the request")
+    }
+}
+
+/// The event-handler error for a database failure: transient ones are retried for as
+/// long as it takes (the event waits in the queue), others a bounded number of times.
+pub fn handler_error(err: DbErr) -> HandlerError {
+    if is_transient(&err) {
+        HandlerError::Transient(err.to_string())
+    } else {
+        HandlerError::Failed(err.to_string())
+    }
+}
+
+/// True when `err` is a unique-constraint violation (e.g. a duplicate email).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,20 @@
+//! # svc-kit: what both services share, written once
+//!
+//! - [`db`]: connect to PostgreSQL with sane pool limits; tell a transient database
+//!   failure (down, restarting) from a real error, and map both to bus errors.
+//! - [`outbox`]: write an event in the same transaction as the change it describes;
+//!   [`outbox::OutboxRelay`] publishes pending rows with publisher confirms.
+//! - [`inbox`]: record handled event ids in the consumer's transaction, so a
+//!   redelivered event has no second effect.
+//! - [`migration`]: the tables behind outbox and inbox, for each service's migrator.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+//! - `testing` (feature): a fresh database per test.
+
+pub mod db;
+pub mod inbox;
+pub mod migration;
+pub mod outbox;
+pub mod shutdown;
+
+#[cfg(feature = "testing")]
+pub mod testing;

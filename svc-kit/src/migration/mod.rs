@@ -1,0 +1,15 @@
+//! Tables shared by both services. Each service's `Migrator` lists [`migrations`]
+//! before its own, so a fresh database gets everything at start-up.
+
+use sea_orm_migration::MigrationTrait;
+
+mod m20261123_000001_create_outbox;
+mod m20261123_000002_create_processed_events;
+
+/// The outbox and inbox tables, in order.
+pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![
+        Box::new(m20261123_000001_create_outbox::Migration),
+        Box::new(m20261123_000002_create_processed_events::Migration),
+    ]
+}

@@ -1,0 +1,212 @@
+//! Transactional outbox: [`enqueue`] writes the event in the caller's transaction, so
+//! it exists exactly when the change it describes does; [`OutboxRelay`] publishes
+//! pending rows in order with publisher confirms and deletes them once confirmed.
+//!
+//! If the broker is down, the change still commits and the event waits in the table.
+//! A crash between confirm and delete publishes an event twice; consumers drop the
+//! second copy by event id (see [`crate::inbox`]).
+
+use proto_msgs::events::publish::EncodedEvent;
+use proto_msgs::{BusConfig, BusError, CancellationToken, CloudEvent, EventPublisher};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Writes `event` to the outbox using `conn` (normally the open transaction).
+pub async fn enqueue<C: ConnectionTrait, T: Serialize>(
+    conn: &C,
+    event: &CloudEvent<T>,
+) -> Result<(), DbErr> {
+    let payload = serde_json::to_value(event).map_err(|e| DbErr::Json(e.to_string()))?;
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO outbox (id, event_type, payload, traceparent) VALUES ($1, $2, $3, $4)",
+        [
+            event.id.into(),
+            event.event_type.clone().into(),
+            payload.into(),
+            event.traceparent.clone().into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Wakes the relay right after a commit, instead of at its next poll.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Told about the relay's work (for metrics).
+pub trait RelayObserver: Send + Sync + 'static {
+    fn published(&self, event_type: &str);
+    fn backlog(&self, pending: i64);
+    fn failed(&self);
+}
+
+/// Why one relay pass did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("cannot publish events: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// Publishes the outbox. Several instances may run at once (rows are claimed with
+/// `FOR UPDATE SKIP LOCKED`).
+pub struct OutboxRelay {
+    db: DatabaseConnection,
+    publisher: EventPublisher,
+    signal: OutboxSignal,
+    batch: u64,
+    poll: Duration,
+    observer: Option<Arc<dyn RelayObserver>>,
+}
+
+impl OutboxRelay {
+    pub fn new(
+        db: DatabaseConnection,
+        bus: BusConfig,
+        service: &str,
+        signal: OutboxSignal,
+    ) -> Self {
+        OutboxRelay {
+            db,
+            publisher: EventPublisher::new(bus, format!("{service} outbox-relay")),
+            signal,
+            batch: 100,
+            poll: Duration::from_secs(1),
+            observer: None,
+        }
+    }
+
+    /// How often the table is checked when nobody signals (default 1 s).
+    pub fn poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    pub fn observer(mut self, observer: Arc<dyn RelayObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs until `shutdown`, then makes one last attempt to flush what is pending.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move { self.run(shutdown).await })
+    }
+
+    async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = proto_msgs::config::Backoff::default();
+        loop {
+            if shutdown.is_cancelled() {
+                let _ = tokio::time::timeout(Duration::from_secs(3), self.relay_once()).await;
+                self.publisher.close().await;
+                return;
+            }
+            match self.relay_once().await {
+                Ok(n) => {
+                    backoff = proto_msgs::config::Backoff::default();
+                    if n as u64 == self.batch {
+                        continue;
+                    }
+                }
+                Err(err) => {
+                    if let Some(o) = &self.observer {
+                        o.failed();
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "outbox relay failed; events stay in the outbox");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+            if let Some(o) = &self.observer
+                && let Ok(n) = self.pending().await
+            {
+                o.backlog(n);
+            }
+            tokio::select! {
+                _ = self.signal.0.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Number of events not yet published.
+    pub async fn pending(&self) -> Result<i64, DbErr> {
+        pending(&self.db).await
+    }
+
+    /// Publishes up to one batch; returns how many events went out.
+    pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        let txn = self.db.begin().await?;
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT seq, payload::text AS payload FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                [(self.batch as i64).into()],
+            ))
+            .await?;
+        if rows.is_empty() {
+            txn.commit().await?;
+            return Ok(0);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("", "seq")?;
+            let payload: String = row.try_get("", "payload")?;
+            seqs.push(seq);
+            match serde_json::from_str::<CloudEvent<serde_json::Value>>(&payload) {
+                Ok(event) => events.push(EncodedEvent::new(&event, payload.into_bytes())),
+                // Only we write this table; a row we can't read is dropped loudly
+                // rather than blocking every event behind it.
+                Err(err) => tracing::error!(seq, error = %err, "unreadable outbox row: dropped"),
+            }
+        }
+        self.publisher.publish_encoded(&events).await?;
+        let list = seqs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        txn.execute_unprepared(&format!("DELETE FROM outbox WHERE seq IN ({list})"))
+            .await?;
+        txn.commit().await?;
+        if let Some(o) = &self.observer {
+            for e in &events {
+                o.published(&e.event_type);
+            }
+        }
+        tracing::debug!(count = events.len(), "outbox events published");
+        Ok(rows.len())
+    }
+}
+
+/// Number of events waiting in the outbox of `db`.
+pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM outbox",
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "n"),
+        None => Ok(0),
+    }
+}
