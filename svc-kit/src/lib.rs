@@ -7,11 +7,13 @@
 //! - [`inbox`]: record handled event ids in the consumer's transaction, so a
 //!   redelivered event has no second effect.
 //! - [`migration`]: the tables behind outbox and inbox, for each service's migrator.
+//! - [`metrics`]: Prometheus metrics fed by the bus observers, served over the bus.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 //! - `testing` (feature): a fresh database per test.
 
 pub mod db;
 pub mod inbox;
+pub mod metrics;
 pub mod migration;
 pub mod outbox;
 pub mod shutdown;

@@ -7,4 +7,4 @@ pub mod server;
 
 pub use client::{ReplyMode, RpcClient, RpcClientConfig};
 pub use observe::{CallObserver, Outcome, ServerObserver};
-pub use server::{RpcServer, RunningServer};
+pub use server::{MetricsText, PROMETHEUS_TEXT, RpcServer, RunningServer};

@@ -39,6 +39,16 @@ pub const DEFAULT_PREFETCH: u16 = 32;
 /// Default largest request body accepted, in bytes.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
+/// Content type of the Prometheus text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Reply of `<service>.sys.metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct MetricsText {
+    pub content_type: String,
+    pub text: String,
+}
+
 /// Builder and runner of one service's RPC endpoint.
 pub struct RpcServer {
     service: String,
@@ -99,6 +109,30 @@ impl RpcServer {
         Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
     {
         self.health = Some(Arc::new(move || check().boxed()));
+        self
+    }
+
+    /// Answers `<service>.sys.metrics` with `{"content_type": …, "text": …}`: the
+    /// Prometheus text that `render` produces. Services have no port, so the gateway
+    /// fetches this over the bus and exposes it.
+    pub fn metrics<F>(mut self, render: F) -> Self
+    where
+        F: Fn() -> String + Send + Sync + 'static,
+    {
+        let method = format!("{}.sys.metrics", self.service);
+        let render = Arc::new(render);
+        self.handlers.insert(
+            method,
+            erase(move |_ctx, _req: serde_json::Value| {
+                let render = render.clone();
+                async move {
+                    Ok(MetricsText {
+                        content_type: PROMETHEUS_TEXT.to_owned(),
+                        text: render(),
+                    })
+                }
+            }),
+        );
         self
     }
 
