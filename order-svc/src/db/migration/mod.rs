@@ -1,0 +1,20 @@
+//! The service's migrations, run at start-up: svc-kit's outbox and inbox first, then
+//! ours, one per file.
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+mod m20261123_000201_create_orders;
+mod m20261123_000202_create_order_items;
+mod m20261123_000203_create_customers;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = svc_kit::migration::migrations();
+        all.push(Box::new(m20261123_000201_create_orders::Migration));
+        all.push(Box::new(m20261123_000202_create_order_items::Migration));
+        all.push(Box::new(m20261123_000203_create_customers::Migration));
+        all
+    }
+}
