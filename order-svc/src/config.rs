@@ -69,8 +69,10 @@ impl Config {
             }
         }
         let bus = BusConfig::from_env()?;
-        let events_bus = get("EVENTS_AMQP_URL").map(|url| BusConfig::new(url, bus.topology.clone()));
-        let mut db = DbConfig::new(get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()));
+        let events_bus =
+            get("EVENTS_AMQP_URL").map(|url| BusConfig::new(url, bus.topology.clone()));
+        let mut db =
+            DbConfig::new(get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()));
         if let Some(n) = parse(&get, "DB_MAX_CONNECTIONS", 1..=1000)? {
             db.max_connections = n;
         }

@@ -1,1 +1,21 @@
-fn main() {}
+//! order-svc: reads its configuration from the environment and runs until SIGTERM.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    proto_msgs::telemetry::init("order-svc");
+    let result = match order_svc::Config::from_env() {
+        Ok(config) => order_svc::run(config, svc_kit::shutdown::on_signal())
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "order-svc could not start");
+            ExitCode::FAILURE
+        }
+    }
+}

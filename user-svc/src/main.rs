@@ -1,1 +1,9 @@
-fn main() {}
+//! user-svc: configuration from the environment, then [`user_svc::run`] until SIGTERM.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    proto_msgs::telemetry::init("user-svc");
+    let config = user_svc::Config::from_env()?;
+    user_svc::run(config, svc_kit::shutdown::on_signal()).await?;
+    Ok(())
+}

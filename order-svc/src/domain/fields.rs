@@ -116,7 +116,10 @@ mod tests {
     fn uuids_and_counts() {
         let id = Uuid::new_v4();
         assert_eq!(uuid("id", Some(&json!(id.to_string()))).unwrap(), id);
-        assert_eq!(field_of(uuid("id", Some(&json!("nope"))).unwrap_err()), "id");
+        assert_eq!(
+            field_of(uuid("id", Some(&json!("nope"))).unwrap_err()),
+            "id"
+        );
         assert_eq!(field_of(uuid("id", None).unwrap_err()), "id");
         assert_eq!(optional_uuid("user_id", None).unwrap(), None);
         assert_eq!(

@@ -56,10 +56,7 @@ impl NewItems {
         if list.is_empty() || list.len() > MAX_ITEMS {
             return Err(Error::invalid(
                 "items",
-                format!(
-                    "an order has 1 to {MAX_ITEMS} items, not {}",
-                    list.len()
-                ),
+                format!("an order has 1 to {MAX_ITEMS} items, not {}", list.len()),
             ));
         }
         let items = list
@@ -96,10 +93,16 @@ fn parse_item(i: usize, value: &Value) -> Result<NewItem> {
     let name = match obj.get("name") {
         Some(Value::String(s)) => s.trim().to_owned(),
         None | Some(Value::Null) => {
-            return Err(Error::invalid(path("name"), format!("{} is required", path("name"))));
+            return Err(Error::invalid(
+                path("name"),
+                format!("{} is required", path("name")),
+            ));
         }
         Some(_) => {
-            return Err(Error::invalid(path("name"), format!("{} must be a string", path("name"))));
+            return Err(Error::invalid(
+                path("name"),
+                format!("{} must be a string", path("name")),
+            ));
         }
     };
     let chars = name.chars().count();
@@ -115,7 +118,10 @@ fn parse_item(i: usize, value: &Value) -> Result<NewItem> {
 
     let price = match obj.get("price") {
         None | Some(Value::Null) => {
-            return Err(Error::invalid(path("price"), format!("{} is required", path("price"))));
+            return Err(Error::invalid(
+                path("price"),
+                format!("{} is required", path("price")),
+            ));
         }
         Some(v) => serde_json::from_value::<Money>(v.clone())
             .map_err(|e| Error::invalid(path("price"), format!("{}: {e}", path("price"))))?,
@@ -199,7 +205,10 @@ mod tests {
         let many: Vec<Value> = (0..MAX_ITEMS)
             .map(|_| item(json!("x"), json!("0.01"), json!(1)))
             .collect();
-        assert_eq!(NewItems::parse(Some(&json!(many))).unwrap().total().minor(), 100);
+        assert_eq!(
+            NewItems::parse(Some(&json!(many))).unwrap().total().minor(),
+            100
+        );
     }
 
     #[test]
@@ -227,7 +236,11 @@ mod tests {
             (item(json!("x"), json!(1), json!("2")), "quantity"),
             (json!({"name": "x", "price": 1}), "quantity"),
         ] {
-            assert_eq!(field(json!([ok(), ok(), bad.clone()])), format!("items[2].{path}"), "{bad}");
+            assert_eq!(
+                field(json!([ok(), ok(), bad.clone()])),
+                format!("items[2].{path}"),
+                "{bad}"
+            );
         }
     }
 }

@@ -1,0 +1,310 @@
+//! Typed settings, read once from the environment (with defaults that work on a
+//! developer machine) or built for tests.
+
+use proto_msgs::BusConfig;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "0.0.0.0:8080";
+/// Default largest request body (64 KiB).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Default RPC deadline of a route.
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests per minute of each rate-limit policy; `0` turns a policy off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `/users/login` and `/users/register`, per client IP (brute force).
+    pub auth_per_min: u32,
+    /// Other routes without a token, per client IP.
+    pub anon_per_min: u32,
+    /// Routes with a token, per user (token `sub`).
+    pub user_per_min: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            auth_per_min: 10,
+            anon_per_min: 120,
+            user_per_min: 600,
+        }
+    }
+}
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address (`GATEWAY_ADDR`, or `0.0.0.0:$PORT`).
+    pub addr: SocketAddr,
+    /// The broker (`AMQP_URL`, `BUS_PREFIX`, …; see proto-msgs).
+    pub bus: BusConfig,
+    /// HTTP worker threads (`HTTP_WORKERS`, default: number of CPUs).
+    pub workers: usize,
+    /// Largest request body in bytes (`BODY_LIMIT_BYTES`).
+    pub body_limit: usize,
+    /// RPC deadline of every route (`RPC_TIMEOUT_MS`).
+    pub rpc_timeout: Duration,
+    /// Per-method overrides of `rpc_timeout` (`RPC_TIMEOUTS="orders.create=8000,…"`).
+    pub rpc_timeouts: HashMap<String, Duration>,
+    /// Deadline of each dependency check of `/health/ready` (`HEALTH_TIMEOUT_MS`).
+    pub health_timeout: Duration,
+    /// Expected `iss` of access tokens (`JWT_ISSUER`).
+    pub jwt_issuer: String,
+    /// Expected `aud` of access tokens (`JWT_AUDIENCE`).
+    pub jwt_audience: String,
+    /// Fixed verification keys as a JWKS document (`JWT_PUBLIC_JWKS`); when unset the
+    /// keys come from `users.jwks` over the bus.
+    pub jwks: Option<String>,
+    /// Least time between two `users.jwks` refreshes caused by unknown key ids
+    /// (`JWKS_REFRESH_MIN_INTERVAL_MS`), so garbage `kid`s cannot hammer user-svc.
+    pub jwks_refresh_min_interval: Duration,
+    pub rate_limits: RateLimits,
+    /// Take the client IP from `X-Forwarded-For` (`TRUST_FORWARDED_FOR`); only behind a
+    /// proxy that sets it.
+    pub trust_forwarded_for: bool,
+    /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated, `*` for any);
+    /// empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long in-flight requests may take to finish at shutdown (`SHUTDOWN_TIMEOUT_S`).
+    pub shutdown_timeout: Duration,
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {message} (got {value:?})")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("broker settings: {0}")]
+    Bus(#[from] proto_msgs::BusError),
+}
+
+impl Config {
+    /// Reads every setting from the environment; see docs/http-api.md for the list.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+            .and_then(|mut c| {
+                c.bus = BusConfig::from_env()?;
+                Ok(c)
+            })
+    }
+
+    /// Settings for tests: this bus, a free port on 127.0.0.1, two workers, rate limits
+    /// too generous to get in the way (tests that want 429s set `rate_limits`).
+    pub fn for_tests(bus: BusConfig) -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bus,
+            workers: 2,
+            rate_limits: RateLimits {
+                auth_per_min: 100_000,
+                anon_per_min: 100_000,
+                user_per_min: 100_000,
+            },
+            shutdown_timeout: Duration::from_secs(5),
+            ..Self::defaults()
+        }
+    }
+
+    fn defaults() -> Config {
+        Config {
+            addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            bus: BusConfig::default(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            body_limit: DEFAULT_BODY_LIMIT,
+            rpc_timeout: DEFAULT_RPC_TIMEOUT,
+            rpc_timeouts: HashMap::new(),
+            health_timeout: Duration::from_secs(1),
+            jwt_issuer: "shop-user-svc".to_owned(),
+            jwt_audience: "shop".to_owned(),
+            jwks: None,
+            jwks_refresh_min_interval: Duration::from_secs(10),
+            rate_limits: RateLimits::default(),
+            trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The deadline of a call to `method`.
+    pub fn timeout_for(&self, method: &str) -> Duration {
+        self.rpc_timeouts
+            .get(method)
+            .copied()
+            .unwrap_or(self.rpc_timeout)
+    }
+
+    /// Everything but the broker, from any lookup (the environment, or a map in tests).
+    fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = Self::defaults();
+        if let Some(addr) = get("GATEWAY_ADDR") {
+            c.addr = parse("GATEWAY_ADDR", &addr)?;
+        } else if let Some(port) = get("PORT") {
+            let port: u16 = parse("PORT", &port)?;
+            c.addr = SocketAddr::from(([0, 0, 0, 0], port));
+        }
+        if let Some(v) = get("HTTP_WORKERS") {
+            c.workers = parse::<usize>("HTTP_WORKERS", &v)?.max(1);
+        }
+        if let Some(v) = get("BODY_LIMIT_BYTES") {
+            c.body_limit = parse("BODY_LIMIT_BYTES", &v)?;
+        }
+        if let Some(v) = get("RPC_TIMEOUT_MS") {
+            c.rpc_timeout = millis("RPC_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("RPC_TIMEOUTS") {
+            c.rpc_timeouts = parse_timeouts(&v)?;
+        }
+        if let Some(v) = get("HEALTH_TIMEOUT_MS") {
+            c.health_timeout = millis("HEALTH_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("JWT_ISSUER") {
+            c.jwt_issuer = v;
+        }
+        if let Some(v) = get("JWT_AUDIENCE") {
+            c.jwt_audience = v;
+        }
+        if let Some(v) = get("JWT_PUBLIC_JWKS") {
+            crate::auth::parse_jwks(&v).map_err(|e| invalid("JWT_PUBLIC_JWKS", &v, e))?;
+            c.jwks = Some(v);
+        }
+        if let Some(v) = get("JWKS_REFRESH_MIN_INTERVAL_MS") {
+            c.jwks_refresh_min_interval = millis("JWKS_REFRESH_MIN_INTERVAL_MS", &v)?;
+        }
+        if let Some(v) = get("RATE_LIMIT_AUTH_PER_MIN") {
+            c.rate_limits.auth_per_min = parse("RATE_LIMIT_AUTH_PER_MIN", &v)?;
+        }
+        if let Some(v) = get("RATE_LIMIT_ANON_PER_MIN") {
+            c.rate_limits.anon_per_min = parse("RATE_LIMIT_ANON_PER_MIN", &v)?;
+        }
+        if let Some(v) = get("RATE_LIMIT_USER_PER_MIN") {
+            c.rate_limits.user_per_min = parse("RATE_LIMIT_USER_PER_MIN", &v)?;
+        }
+        if let Some(v) = get("TRUST_FORWARDED_FOR") {
+            c.trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", &v)?;
+        }
+        if let Some(v) = get("CORS_ALLOWED_ORIGINS") {
+            c.cors_allowed_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("SHUTDOWN_TIMEOUT_S") {
+            c.shutdown_timeout = Duration::from_secs(parse("SHUTDOWN_TIMEOUT_S", &v)?);
+        }
+        Ok(c)
+    }
+}
+
+fn invalid(name: &'static str, value: &str, message: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+fn parse<T>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e| invalid(name, value, e))
+}
+
+fn millis(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let ms: u64 = parse(name, value)?;
+    if ms == 0 {
+        return Err(invalid(name, value, "must be at least 1 ms"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(name, value, "expected true or false")),
+    }
+}
+
+fn parse_timeouts(value: &str) -> Result<HashMap<String, Duration>, ConfigError> {
+    let mut map = HashMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((method, ms)) = entry.split_once('=') else {
+            return Err(invalid(
+                "RPC_TIMEOUTS",
+                value,
+                "expected method=milliseconds pairs, e.g. orders.create=8000",
+            ));
+        };
+        map.insert(method.trim().to_owned(), millis("RPC_TIMEOUTS", ms)?);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<&str, String> = pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_docs() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(c.body_limit, 65536);
+        assert_eq!(c.rpc_timeout, Duration::from_secs(5));
+        assert_eq!(c.rate_limits, RateLimits::default());
+        assert_eq!(c.jwt_issuer, "shop-user-svc");
+        assert_eq!(c.jwt_audience, "shop");
+        assert!(!c.trust_forwarded_for);
+        assert!(c.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn reads_overrides() {
+        let c = from(&[
+            ("PORT", "9000"),
+            ("RPC_TIMEOUT_MS", "250"),
+            ("RPC_TIMEOUTS", "orders.create=8000, users.login=100"),
+            ("RATE_LIMIT_AUTH_PER_MIN", "0"),
+            ("TRUST_FORWARDED_FOR", "true"),
+            ("CORS_ALLOWED_ORIGINS", "http://a.test, http://b.test"),
+        ])
+        .unwrap();
+        assert_eq!(c.addr.port(), 9000);
+        assert_eq!(c.timeout_for("users.me"), Duration::from_millis(250));
+        assert_eq!(c.timeout_for("orders.create"), Duration::from_secs(8));
+        assert_eq!(c.rate_limits.auth_per_min, 0);
+        assert!(c.trust_forwarded_for);
+        assert_eq!(c.cors_allowed_origins, vec!["http://a.test", "http://b.test"]);
+        let c = from(&[("GATEWAY_ADDR", "127.0.0.1:7000"), ("PORT", "9000")]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn refuses_nonsense_with_the_variable_name() {
+        for (name, value) in [
+            ("PORT", "http"),
+            ("RPC_TIMEOUT_MS", "0"),
+            ("RPC_TIMEOUTS", "orders.create"),
+            ("TRUST_FORWARDED_FOR", "maybe"),
+            ("JWT_PUBLIC_JWKS", "{not json"),
+        ] {
+            let err = from(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(name), "{err}");
+        }
+    }
+}

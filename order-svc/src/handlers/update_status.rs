@@ -1,0 +1,60 @@
+//! `orders.update_status {id, status}` → the order after the change.
+//!
+//! Who may do what: the owner may only cancel; an admin may make any legal move
+//! (`OrderStatus::can_become`). Someone else's order is `not_found`. The row is locked
+//! (`SELECT … FOR UPDATE`) for the whole check-and-change, so of two concurrent
+//! conflicting updates the second sees the first's result and gets
+//! `failed_precondition`.
+
+use crate::db::orders;
+use crate::domain::fields;
+use crate::error::{Error, Result};
+use crate::events;
+use crate::handlers::App;
+use proto_msgs::RequestContext;
+use proto_msgs::orders::{Order, OrderStatus};
+use sea_orm::TransactionTrait;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+pub struct Body {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+}
+
+pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Order> {
+    let actor = ctx.require_actor()?;
+    let id = fields::uuid("id", body.id.as_ref())?;
+    let to = fields::status("status", body.status.as_ref())?;
+
+    let txn = app.db.begin().await?;
+    let current = orders::lock(&txn, id)
+        .await?
+        .filter(|o| o.user_id == actor.id || actor.is_admin())
+        .ok_or(Error::OrderNotFound(id))?;
+    if !actor.is_admin() && to != OrderStatus::Cancelled {
+        return Err(Error::PermissionDenied(format!(
+            "the owner of an order may only cancel it; changing it to {to} needs an admin"
+        )));
+    }
+    if !current.status.can_become(to) {
+        return Err(Error::IllegalTransition {
+            id,
+            from: current.status,
+            to,
+        });
+    }
+    let updated = orders::set_status(&txn, id, to).await?;
+    svc_kit::outbox::enqueue(&txn, &events::order_updated(&updated, current.status, &ctx)).await?;
+    let order = orders::find(&txn, id)
+        .await?
+        .ok_or(Error::OrderNotFound(id))?;
+    txn.commit().await?;
+    app.outbox.notify();
+    tracing::info!(order_id = %id, from = %current.status, to = %to, actor = %actor.id, "order status changed");
+    Ok(order)
+}

@@ -1,0 +1,12 @@
+//! order-svc against real PostgreSQL and RabbitMQ: a fresh database and topology per test.
+
+mod common;
+
+mod create;
+mod customers;
+mod events;
+mod get;
+mod idempotency;
+mod list;
+mod raw;
+mod status;

@@ -1,0 +1,5 @@
+//! One entity per table.
+
+pub mod known_order;
+pub mod order_stats;
+pub mod user;

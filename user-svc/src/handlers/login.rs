@@ -1,0 +1,48 @@
+//! `users.login {email, password}` → `{access_token, token_type: "Bearer", expires_in}`.
+//!
+//! Errors: `unauthenticated` with one message for an unknown email and a wrong
+//! password alike (both take one bcrypt verification, so timing tells nothing either);
+//! `invalid_argument` for an empty field, a malformed email or a password over 72
+//! bytes (none of which says anything about accounts); `unavailable`, `internal`.
+
+use crate::db::entities::user;
+use crate::domain::{Email, MAX_PASSWORD_BYTES, ValidationError};
+use crate::error::Error;
+use crate::state::AppState;
+use proto_msgs::users::{LoginRequest, TokenResponse};
+use proto_msgs::{RequestContext, RpcError};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use std::sync::Arc;
+
+/// The only message a failed login gets.
+pub const BAD_CREDENTIALS: &str = "email or password is incorrect";
+
+pub async fn handle(
+    state: Arc<AppState>,
+    _ctx: RequestContext,
+    req: LoginRequest,
+) -> Result<TokenResponse, Error> {
+    let email = Email::parse(&req.email)?;
+    if req.password.is_empty() {
+        return Err(ValidationError::new("password", "password is required").into());
+    }
+    if req.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ValidationError::new(
+            "password",
+            format!("password must be at most {MAX_PASSWORD_BYTES} bytes long (bcrypt's limit)"),
+        )
+        .into());
+    }
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    let Some(found) = found else {
+        state.hasher.verify_dummy(&req.password).await?;
+        return Err(RpcError::unauthenticated(BAD_CREDENTIALS).into());
+    };
+    if !state.hasher.verify(&req.password, &found.password_hash).await? {
+        return Err(RpcError::unauthenticated(BAD_CREDENTIALS).into());
+    }
+    Ok(state.tokens.issue(found.id, found.role.into())?)
+}

@@ -1,0 +1,84 @@
+//! `users.update {name?, password?, current_password?}` for the actor → the updated
+//! [`UserProfile`]; emits `user.updated` when something changed.
+//!
+//! Changing the password needs the current one: missing → `invalid_argument` (field
+//! `current_password`); wrong → `permission_denied` (the caller *is* authenticated,
+//! so not `unauthenticated`, which would tell a client its token is bad).
+//! Other errors: `unauthenticated` (no actor), `invalid_argument` (field `name` or
+//! `password`), `not_found` (the actor's account is gone), `unavailable`, `internal`.
+//! A request with neither field returns the profile unchanged.
+
+use crate::db::entities::user;
+use crate::domain::{Name, Password, ValidationError};
+use crate::error::{Error, user_not_found};
+use crate::events::outgoing;
+use crate::state::AppState;
+use proto_msgs::users::{UpdateUserRequest, UserProfile};
+use proto_msgs::{RequestContext, RpcError};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect, TransactionTrait};
+use std::sync::Arc;
+
+const WRONG_CURRENT: &str = "current_password is incorrect";
+
+pub async fn handle(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    req: UpdateUserRequest,
+) -> Result<UserProfile, Error> {
+    let actor = ctx.require_actor()?;
+    let name = req.name.as_deref().map(Name::parse).transpose()?;
+    let password = req.password.as_deref().map(Password::parse).transpose()?;
+
+    let current = user::Entity::find_by_id(actor.id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(user_not_found)?;
+    if name.is_none() && password.is_none() {
+        return Ok(crate::profile::with_stats(&state.db, current).await?);
+    }
+
+    // bcrypt runs before the transaction so no row lock is held meanwhile.
+    let new_hash = match &password {
+        None => None,
+        Some(password) => {
+            let Some(given) = req.current_password.as_deref().filter(|p| !p.is_empty()) else {
+                return Err(ValidationError::new(
+                    "current_password",
+                    "current_password is required to change the password",
+                )
+                .into());
+            };
+            if !state.hasher.verify(given, &current.password_hash).await? {
+                return Err(RpcError::permission_denied(WRONG_CURRENT).into());
+            }
+            Some(state.hasher.hash(password).await?)
+        }
+    };
+
+    let txn = state.db.begin().await?;
+    let locked = user::Entity::find_by_id(actor.id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(user_not_found)?;
+    // The password changed since we verified the current one: what the caller gave
+    // is no longer the current password.
+    if new_hash.is_some() && locked.password_hash != current.password_hash {
+        return Err(RpcError::permission_denied(WRONG_CURRENT).into());
+    }
+    let mut row: user::ActiveModel = locked.into();
+    if let Some(name) = name {
+        row.name = Set(name.into_inner());
+    }
+    if let Some(hash) = new_hash {
+        row.password_hash = Set(hash);
+    }
+    row.updated_at = Set(chrono::Utc::now());
+    let saved = row.update(&txn).await?;
+    svc_kit::outbox::enqueue(&txn, &outgoing::updated(&saved, Some(&ctx))).await?;
+    let profile = crate::profile::with_stats(&txn, saved).await?;
+    txn.commit().await?;
+    state.outbox.notify();
+    tracing::info!(user_id = %actor.id, "user updated");
+    Ok(profile)
+}
