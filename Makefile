@@ -3,15 +3,31 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help test test-workspace test-compose lint fmt bench-rpc
+.PHONY: help up down logs ps status test test-workspace test-compose lint fmt bench-rpc
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: test-workspace ## Run every test against the local RabbitMQ and PostgreSQL
+up: ## Start the whole system in the background and wait until it is ready
+	@scripts/system.sh up
+
+down: ## Stop what `make up` started (and nothing else)
+	@scripts/system.sh down
+
+logs: ## Follow the logs of every process
+	@scripts/system.sh logs
+
+ps status: ## Show what runs and whether the gateway is ready
+	@scripts/system.sh ps
+
+test: test-workspace test-compose ## Run every test against the local RabbitMQ and PostgreSQL
 
 test-workspace: ## Unit and integration tests of every crate (parallel, isolated)
 	$(CARGO) test --workspace --locked
+
+test-compose: ## Validate docker-compose.yml (no Docker engine needed)
+	docker-compose -f docker-compose.yml config -q
+	@echo "docker-compose.yml is valid"
 
 lint: ## rustfmt and clippy, as CI runs them
 	$(CARGO) fmt --all -- --check

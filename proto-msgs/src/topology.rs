@@ -95,7 +95,18 @@ impl Topology {
 
     /// Declares both exchanges (durable topic). Idempotent.
     pub async fn declare_exchanges(&self, channel: &Channel) -> Result<(), BusError> {
-        for exchange in [self.rpc_exchange(), self.events_exchange()] {
+        self.declare_exchange_names(channel, &[self.rpc_exchange(), self.events_exchange()])
+            .await
+    }
+
+    /// Declares only the `rpc` exchange: all an RPC client needs (and, with per-service
+    /// broker users, all the gateway is allowed to configure).
+    pub async fn declare_rpc_exchange(&self, channel: &Channel) -> Result<(), BusError> {
+        self.declare_exchange_names(channel, &[self.rpc_exchange()]).await
+    }
+
+    async fn declare_exchange_names(&self, channel: &Channel, names: &[String]) -> Result<(), BusError> {
+        for exchange in names {
             channel
                 .exchange_declare(
                     exchange.as_str().into(),
@@ -107,7 +118,7 @@ impl Topology {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| BusError::declare(&exchange, e))?;
+                .map_err(|e| BusError::declare(exchange, e))?;
         }
         Ok(())
     }

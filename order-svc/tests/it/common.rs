@@ -1,7 +1,9 @@
 //! `Svc::start()`: the service on a fresh database and topology, and a client for it.
 
 use order_svc::{Config, Running};
-use proto_msgs::orders::{CreateOrderRequest, NewItem, Order, OrderStatus, UpdateStatusRequest, methods};
+use proto_msgs::orders::{
+    CreateOrderRequest, NewItem, Order, OrderStatus, UpdateStatusRequest, methods,
+};
 use proto_msgs::testing::TestBus;
 use proto_msgs::{
     Actor, CancellationToken, ErrorCode, Money, RequestContext, Role, RpcClient, RpcClientConfig,
@@ -19,7 +21,8 @@ pub struct Svc {
     pub client: RpcClient,
     pub stop: CancellationToken,
     running: Option<Running>,
-    pub db: TestDb,
+    /// Kept for its drop (the database goes with the test).
+    _db: TestDb,
     pub bus: TestBus,
 }
 
@@ -54,7 +57,7 @@ impl Svc {
             client,
             stop,
             running: Some(running),
-            db,
+            _db: db,
             bus,
         }
     }

@@ -84,29 +84,61 @@ async fn invalid_orders_name_the_field() {
     let svc = Svc::start().await;
     let alice = user();
     let ok = || json!({"name": "x", "price": "1.00", "quantity": 1});
-    let item = |name: Value, price: Value, quantity: Value| {
-        json!({"name": name, "price": price, "quantity": quantity})
-    };
+    let item = |name: Value, price: Value, quantity: Value| json!({"name": name, "price": price, "quantity": quantity});
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "items"),
         (json!({"items": []}), "items"),
         (json!({"items": vec![ok(); 101]}), "items"),
         (json!({"items": "lots"}), "items"),
-        (json!({"items": [ok(), ok(), item(json!("  "), json!(1), json!(1))]}), "items[2].name"),
-        (json!({"items": [item(json!("x".repeat(201)), json!(1), json!(1))]}), "items[0].name"),
-        (json!({"items": [ok(), ok(), item(json!("x"), json!(0), json!(1))]}), "items[2].price"),
-        (json!({"items": [item(json!("x"), json!("-5"), json!(1))]}), "items[0].price"),
-        (json!({"items": [item(json!("x"), json!("0.105"), json!(1))]}), "items[0].price"),
-        (json!({"items": [item(json!("x"), json!(0.105), json!(1))]}), "items[0].price"),
-        (json!({"items": [item(json!("x"), json!("1000000.01"), json!(1))]}), "items[0].price"),
-        (json!({"items": [item(json!("x"), json!("1e3"), json!(1))]}), "items[0].price"),
-        (json!({"items": [ok(), item(json!("x"), json!(1), json!(0))]}), "items[1].quantity"),
-        (json!({"items": [item(json!("x"), json!(1), json!(10001))]}), "items[0].quantity"),
-        (json!({"items": [item(json!("x"), json!(1), json!(2.5))]}), "items[0].quantity"),
+        (
+            json!({"items": [ok(), ok(), item(json!("  "), json!(1), json!(1))]}),
+            "items[2].name",
+        ),
+        (
+            json!({"items": [item(json!("x".repeat(201)), json!(1), json!(1))]}),
+            "items[0].name",
+        ),
+        (
+            json!({"items": [ok(), ok(), item(json!("x"), json!(0), json!(1))]}),
+            "items[2].price",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!("-5"), json!(1))]}),
+            "items[0].price",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!("0.105"), json!(1))]}),
+            "items[0].price",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!(0.105), json!(1))]}),
+            "items[0].price",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!("1000000.01"), json!(1))]}),
+            "items[0].price",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!("1e3"), json!(1))]}),
+            "items[0].price",
+        ),
+        (
+            json!({"items": [ok(), item(json!("x"), json!(1), json!(0))]}),
+            "items[1].quantity",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!(1), json!(10001))]}),
+            "items[0].quantity",
+        ),
+        (
+            json!({"items": [item(json!("x"), json!(1), json!(2.5))]}),
+            "items[0].quantity",
+        ),
     ];
     for (body, field) in cases {
         let err = expect_err(
-            svc.call::<_, Order>(methods::CREATE, &body, Some(alice)).await,
+            svc.call::<_, Order>(methods::CREATE, &body, Some(alice))
+                .await,
             ErrorCode::InvalidArgument,
         );
         assert_eq!(field_of(&err), field, "{body}");
@@ -121,16 +153,27 @@ async fn invalid_orders_name_the_field() {
         .await,
         ErrorCode::InvalidArgument,
     );
-    assert!(err.message.contains("more than 2 decimal places"), "{err:?}");
+    assert!(
+        err.message.contains("more than 2 decimal places"),
+        "{err:?}"
+    );
 
     // The largest order allowed: 100 lines, each at the bounds.
     let max_item = item(json!("é".repeat(200)), json!(1000000), json!(10000));
     let order: Order = svc
-        .call(methods::CREATE, &json!({"items": vec![max_item; 100]}), Some(alice))
+        .call(
+            methods::CREATE,
+            &json!({"items": vec![max_item; 100]}),
+            Some(alice),
+        )
         .await
         .unwrap();
     assert_eq!(order.total.minor(), 100 * 100_000_000 * 10_000);
-    assert_eq!(svc.count("SELECT count(*) FROM orders").await, 1, "only the valid order was stored");
+    assert_eq!(
+        svc.count("SELECT count(*) FROM orders").await,
+        1,
+        "only the valid order was stored"
+    );
     svc.stop().await;
 }
 
@@ -139,10 +182,16 @@ async fn every_method_needs_an_actor() {
     let svc = Svc::start().await;
     let id = uuid::Uuid::new_v4();
     for (method, body) in [
-        (methods::CREATE, json!({"items": [{"name": "x", "price": 1, "quantity": 1}]})),
+        (
+            methods::CREATE,
+            json!({"items": [{"name": "x", "price": 1, "quantity": 1}]}),
+        ),
         (methods::GET, json!({"id": id})),
         (methods::LIST, json!({})),
-        (methods::UPDATE_STATUS, json!({"id": id, "status": "CANCELLED"})),
+        (
+            methods::UPDATE_STATUS,
+            json!({"id": id, "status": "CANCELLED"}),
+        ),
     ] {
         expect_err(
             svc.call::<_, Value>(method, &body, None).await,

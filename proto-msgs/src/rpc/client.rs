@@ -410,7 +410,7 @@ impl Inner {
 async fn establish(inner: &Inner) -> Result<(Arc<Session>, Consumer), BusError> {
     let connection = inner.bus.connect(&inner.config.connection_name).await?;
     let channel = connection.create_channel().await?;
-    inner.bus.topology.declare_exchanges(&channel).await?;
+    inner.bus.topology.declare_rpc_exchange(&channel).await?;
     let reply_to = match inner.config.reply_mode {
         ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
         ReplyMode::ExclusiveQueue => channel

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Writes definitions.json for the compose broker: the `shop` vhost, both exchanges,
+the service queues, and one broker user per service with least-privilege permissions.
+
+Passwords come from the environment (RABBITMQ_ADMIN_PASSWORD, RABBITMQ_GATEWAY_PASSWORD,
+RABBITMQ_USER_SVC_PASSWORD, RABBITMQ_ORDER_SVC_PASSWORD); the committed file was made
+with the development defaults below. For production run:
+    RABBITMQ_..._PASSWORD=... python3 deploy/rabbitmq/make-definitions.py > definitions.json
+"""
+import base64, hashlib, json, os, sys
+
+VHOST = "shop"
+
+def password_hash(password: str) -> str:
+    # rabbit_password_hashing_sha256: base64(salt || sha256(salt || password)).
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+def user(name, env, default, tags=""):
+    return {"name": name, "password_hash": password_hash(os.environ.get(env, default)),
+            "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": [t for t in tags.split(",") if t],
+            "limits": {}}
+
+def perm(user, configure, write, read):
+    return {"user": user, "vhost": VHOST, "configure": configure, "write": write, "read": read}
+
+def service_perm(user, svc):
+    # Declares the exchanges and its own queues; publishes replies (default exchange) and
+    # events; consumes its own queues; binds its queues to both exchanges.
+    own = rf"{svc}\..*"
+    return perm(user,
+                configure=rf"^(rpc|events|{own})$",
+                write=rf"^(amq\.default|events|{own})$",
+                read=rf"^(rpc|events|{own})$")
+
+queues = []
+bindings = []
+for svc, keys in (("users", ["order.created", "order.updated"]), ("orders", ["user.registered", "user.updated"])):
+    queues.append({"name": f"{svc}.rpc", "vhost": VHOST, "durable": True, "auto_delete": False, "arguments": {}})
+    queues.append({"name": f"{svc}.events.dlq", "vhost": VHOST, "durable": True, "auto_delete": False, "arguments": {}})
+    queues.append({"name": f"{svc}.events", "vhost": VHOST, "durable": True, "auto_delete": False,
+                   "arguments": {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{svc}.events.dlq"}})
+    for key in (f"{svc}.*", f"{svc}.sys.*"):
+        bindings.append({"source": "rpc", "vhost": VHOST, "destination": f"{svc}.rpc", "destination_type": "queue",
+                         "routing_key": key, "arguments": {}})
+    for key in keys:
+        bindings.append({"source": "events", "vhost": VHOST, "destination": f"{svc}.events", "destination_type": "queue",
+                         "routing_key": key, "arguments": {}})
+
+definitions = {
+    "rabbit_version": "3.13.0",
+    "vhosts": [{"name": VHOST}],
+    "users": [
+        user("admin", "RABBITMQ_ADMIN_PASSWORD", "admin-dev-password", "administrator"),
+        user("gateway", "RABBITMQ_GATEWAY_PASSWORD", "gateway-dev-password"),
+        user("user-svc", "RABBITMQ_USER_SVC_PASSWORD", "user-svc-dev-password"),
+        user("order-svc", "RABBITMQ_ORDER_SVC_PASSWORD", "order-svc-dev-password"),
+    ],
+    "permissions": [
+        perm("admin", ".*", ".*", ".*"),
+        # The gateway publishes requests to `rpc` and reads its own server-named reply
+        # queue (amq.gen-*); nothing else.
+        perm("gateway", configure=r"^(rpc|amq\.gen-.*)$", write=r"^rpc$", read=r"^amq\.gen-.*$"),
+        service_perm("user-svc", "users"),
+        service_perm("order-svc", "orders"),
+    ],
+    "exchanges": [
+        {"name": name, "vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
+        for name in ("rpc", "events")
+    ],
+    "queues": queues,
+    "bindings": bindings,
+}
+json.dump(definitions, sys.stdout, indent=2)
+print()

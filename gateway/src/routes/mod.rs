@@ -1,0 +1,167 @@
+//! HTTP routes, one file per resource. Each business route makes exactly one RPC call
+//! through [`Bus`] and passes the reply's `data` to the client as the bytes the
+//! service sent (no decode and re-encode).
+
+pub mod health;
+pub mod metrics;
+pub mod orders;
+pub mod users;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::telemetry::RequestMeta;
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{self, Bytes};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use proto_msgs::{Actor, Reply, RequestContext, RpcError};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::future::{Ready, ready};
+
+/// Registers every route (the docs page is added by `start`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/users/register").route(web::post().to(users::register)))
+        .service(web::resource("/users/login").route(web::post().to(users::login)))
+        .service(
+            web::resource("/users/me")
+                .route(web::get().to(users::me))
+                .route(web::patch().to(users::update_me)),
+        )
+        .service(web::resource("/users/profile").route(web::get().to(users::profile)))
+        .service(web::resource("/users/{id}").route(web::get().to(users::get)))
+        .service(
+            web::resource("/orders")
+                .route(web::post().to(orders::create))
+                .route(web::get().to(orders::list)),
+        )
+        .service(web::resource("/orders/user/{user_id}").route(web::get().to(orders::list_for_user)))
+        .service(web::resource("/orders/{id}").route(web::get().to(orders::get)))
+        .service(
+            web::resource("/orders/{id}/status").route(web::patch().to(orders::update_status)),
+        )
+        .service(web::resource("/health").route(web::get().to(health::live)))
+        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(metrics::gateway)))
+        .service(web::resource("/metrics/users").route(web::get().to(metrics::users)))
+        .service(web::resource("/metrics/orders").route(web::get().to(metrics::orders)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi_json)));
+}
+
+async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi_json.clone())
+}
+
+/// Unknown routes: 404 in the error shape.
+pub async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.path()))
+}
+
+/// The bus, as a handler sees it: the shared client plus this request's ids.
+pub struct Bus {
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+}
+
+impl FromRequest for Bus {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let meta = req.extensions().get::<RequestMeta>().cloned();
+        ready(match (state, meta) {
+            (Some(state), Some(meta)) => Ok(Bus { state, meta }),
+            _ => Err(ApiError::internal("bus extractor used outside the gateway app")),
+        })
+    }
+}
+
+impl Bus {
+    /// The context for a call to `method`: request id, child span, actor, deadline.
+    pub fn context(&self, method: &str, actor: Option<Actor>) -> RequestContext {
+        self.meta
+            .rpc_context(actor, self.state.config.timeout_for(method))
+    }
+
+    /// Calls `method` and returns the reply's `data`, or the service's error.
+    pub async fn call<Req: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        req: &Req,
+        ctx: &RequestContext,
+    ) -> Result<Data, ApiError> {
+        let body = serde_json::to_vec(req).map_err(ApiError::internal)?;
+        let reply = self
+            .state
+            .rpc
+            .call_raw(method, body, ctx)
+            .await
+            .map_err(|e| ApiError::from_call(method, e))?;
+        data_of(reply).map_err(ApiError::from)
+    }
+}
+
+/// The `data` of a reply, as the JSON bytes the service wrote.
+#[derive(Debug, Clone)]
+pub struct Data(pub Bytes);
+
+impl Data {
+    /// `200 OK` with the data as body.
+    pub fn ok(self) -> HttpResponse {
+        self.respond(StatusCode::OK)
+    }
+
+    pub fn respond(self, status: StatusCode) -> HttpResponse {
+        HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+            .body(self.0)
+    }
+
+    /// Decodes the data (for the few routes that need a field of it).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError::internal(format!("unexpected reply data: {e}")))
+    }
+}
+
+/// Splits a reply body: `{"data": …}` gives the slice of the body that holds the
+/// data (one validating scan, no copy), `{"error": …}` the service's error.
+pub fn data_of(body: Vec<u8>) -> Result<Data, RpcError> {
+    let range = match serde_json::from_slice::<Reply<&RawValue>>(&body) {
+        Ok(Reply::Data(raw)) => {
+            let text = raw.get();
+            let start = text.as_ptr() as usize - body.as_ptr() as usize;
+            start..start + text.len()
+        }
+        Ok(Reply::Error(err)) => return Err(err),
+        Err(e) => {
+            return Err(RpcError::internal(format!(
+                "the service sent a reply we cannot read: {e}"
+            )));
+        }
+    };
+    Ok(Data(Bytes::from(body).slice(range)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_sliced_out_of_the_reply() {
+        let data = data_of(br#"{"data": {"id": 1, "s": "x\"y"}}"#.to_vec()).unwrap();
+        assert_eq!(&data.0[..], br#"{"id": 1, "s": "x\"y"}"#);
+        let data = data_of(br#"{"data":null}"#.to_vec()).unwrap();
+        assert_eq!(&data.0[..], b"null");
+        let err = data_of(br#"{"error":{"code":"not_found","message":"no"}}"#.to_vec())
+            .unwrap_err();
+        assert_eq!(err.code, proto_msgs::ErrorCode::NotFound);
+        let err = data_of(b"not json".to_vec()).unwrap_err();
+        assert_eq!(err.code, proto_msgs::ErrorCode::Internal);
+        assert!(data_of(br#"{"data":1,"extra":2}"#.to_vec()).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! The outermost middleware: request id, trace context, a span per request, metrics,
+//! the access log line, and the final rendering of every error body.
+//!
+//! - `X-Request-Id` is taken from the client when it looks sane (1–128 characters of
+//!   `A-Za-z0-9` and `-_.:+/=@`), otherwise a UUID is made; it is returned in the
+//!   response header, sent in the message headers and written in error bodies.
+//! - A valid `traceparent` from the client is continued (the gateway's span is its
+//!   child), otherwise a new trace starts; each RPC gets a child of the gateway's span.
+//! - Any 4xx/5xx response that is not already in the error shape (router 404, 405,
+//!   errors of extractors) is rewritten into it, so clients see one shape only.
+
+use crate::error::{ApiError, Rendered};
+use crate::state::AppState;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+use proto_msgs::context::headers;
+use proto_msgs::{Actor, RequestContext, TraceParent};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::Instrument;
+
+/// `X-Request-Id`.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the gateway knows about a request before any handler runs; stored in the
+/// request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    /// The gateway's own span in the trace.
+    pub trace: TraceParent,
+    pub tracestate: Option<String>,
+}
+
+impl RequestMeta {
+    fn from_request(req: &ServiceRequest) -> Self {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let request_id = header(headers::REQUEST_ID)
+            .filter(|id| sane_request_id(id))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let parent = header(headers::TRACEPARENT).and_then(|v| v.parse::<TraceParent>().ok());
+        // tracestate only means something next to the traceparent it came with.
+        let tracestate = parent
+            .as_ref()
+            .and(header(headers::TRACESTATE))
+            .filter(|s| s.len() <= 512)
+            .map(str::to_owned);
+        let trace = parent.map_or_else(TraceParent::new_root, |p| p.child());
+        RequestMeta {
+            request_id,
+            trace,
+            tracestate,
+        }
+    }
+
+    /// The context of one RPC made for this request: same request id, a child span,
+    /// the actor when there is one, and the deadline.
+    pub fn rpc_context(&self, actor: Option<Actor>, timeout: Duration) -> RequestContext {
+        RequestContext {
+            request_id: Some(self.request_id.clone()),
+            traceparent: Some(self.trace.child()),
+            tracestate: self.tracestate.clone(),
+            actor,
+            idempotency_key: None,
+            deadline: Some(SystemTime::now() + timeout),
+        }
+    }
+}
+
+/// Accepts client request ids that are safe in headers, logs and message properties.
+pub fn sane_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
+}
+
+/// The middleware function (wrap with `actix_web::middleware::from_fn`).
+pub async fn telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let meta = RequestMeta::from_request(&req);
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let path = req.path().to_owned();
+    let http_req = req.request().clone();
+    req.extensions_mut().insert(meta.clone());
+
+    let span = tracing::info_span!(
+        "http",
+        request_id = %meta.request_id,
+        trace_id = %meta.trace.trace_id(),
+    );
+    if let Some(m) = &metrics {
+        m.in_flight.inc();
+    }
+    let result = next.call(req).instrument(span.clone()).await;
+    if let Some(m) = &metrics {
+        m.in_flight.dec();
+    }
+    let mut res = match result {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(err) => ServiceResponse::from_err(err, http_req),
+    };
+
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error())
+        && res.response().extensions().get::<Rendered>().is_none()
+    {
+        let err = res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+            .cloned()
+            .unwrap_or_else(|| {
+                let _enter = span.enter();
+                ApiError::from_status(status, &method, &path)
+            });
+        let body = err.body(Some(&meta.request_id));
+        res = res.map_body(|head, _| {
+            head.headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            BoxBody::new(body)
+        });
+    }
+    if let Ok(id) = HeaderValue::from_str(&meta.request_id) {
+        res.headers_mut().insert(X_REQUEST_ID, id);
+    }
+
+    let elapsed = started.elapsed();
+    if let Some(m) = &metrics {
+        m.http_request(&route, &method, status.as_u16(), elapsed);
+    }
+    let actor_id = res
+        .request()
+        .extensions()
+        .get::<Actor>()
+        .map(|a| a.id.to_string())
+        .unwrap_or_default();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let _enter = span.enter();
+    let status = status.as_u16();
+    if status >= 500 {
+        tracing::warn!(%method, %route, status, latency_ms, actor_id, "http request");
+    } else {
+        tracing::info!(%method, %route, status, latency_ms, actor_id, "http request");
+    }
+    drop(_enter);
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_sanity_checked() {
+        assert!(sane_request_id("abc-123"));
+        assert!(sane_request_id("4f0e2c8e-1a2b-4c3d-9e8f-001122334455"));
+        assert!(sane_request_id("dGVzdA=="));
+        assert!(!sane_request_id(""));
+        assert!(!sane_request_id(&"a".repeat(129)));
+        assert!(!sane_request_id("has space"));
+        assert!(!sane_request_id("new\nline"));
+        assert!(!sane_request_id("<script>"));
+    }
+
+    #[test]
+    fn rpc_context_is_a_child_of_the_request() {
+        let meta = RequestMeta {
+            request_id: "r1".into(),
+            trace: TraceParent::new_root(),
+            tracestate: None,
+        };
+        let ctx = meta.rpc_context(None, Duration::from_secs(5));
+        assert_eq!(ctx.request_id.as_deref(), Some("r1"));
+        let tp = ctx.traceparent.unwrap();
+        assert_eq!(tp.trace_id(), meta.trace.trace_id());
+        assert_ne!(tp.span_id(), meta.trace.span_id());
+        assert!(ctx.deadline.is_some());
+    }
+}

@@ -1,0 +1,13 @@
+//! user-svc against real PostgreSQL and RabbitMQ: a fresh database and topology per
+//! test, every call through the bus.
+
+mod admin;
+mod common;
+mod lifecycle;
+mod login;
+mod outbox;
+mod profile;
+mod raw;
+mod register;
+mod stats;
+mod tokens;
