@@ -95,7 +95,8 @@ pub struct NewItem {
 }
 
 /// `orders.create`. The owner is the actor; a `user_id` in the body is ignored.
-/// Header `x-idempotency-key` makes a retried create return the first order.
+/// Header `x-idempotency-key` makes a retried create return the first order; the same
+/// key with different items is refused with `failed_precondition`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateOrderRequest {
     pub items: Vec<NewItem>,

@@ -1,33 +1,125 @@
-//! Logging set-up shared by every binary: `LOG_FORMAT=json|pretty`, `RUST_LOG` levels.
+//! Logging and tracing set-up shared by every binary.
+//!
+//! - `LOG_FORMAT=json` gives one JSON object per line with the fields of every open span
+//!   (request id, trace id); anything else is human-readable. Levels from `RUST_LOG`.
+//! - When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP/HTTP
+//!   (e.g. to Jaeger on `http://jaeger:4318`). [`link`] and [`outgoing`] make each hop's
+//!   span a child of the `traceparent` it received and send its own span id onwards, so
+//!   one trace runs from the HTTP call through the bus, the services and their events.
 
+use crate::trace::TraceParent;
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Default filter: our crates at info, noisy dependencies quieter.
-pub const DEFAULT_FILTER: &str =
-    "info,sqlx=warn,sea_orm_migration=warn,lapin=warn,amq_protocol=warn";
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,lapin=warn,amq_protocol=warn,opentelemetry=warn";
 
-/// Installs the global subscriber. `LOG_FORMAT=json` gives one JSON object per line
-/// with the current span's fields (request id, trace id); anything else is
-/// human-readable. Safe to call twice (the second call does nothing).
-pub fn init(service: &str) {
+/// Keeps the span exporter alive; dropping it flushes what is buffered.
+#[must_use = "dropping the guard stops span export"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("telemetry: flushing spans failed: {err}");
+        }
+    }
+}
+
+/// Installs the global subscriber for `service`. Safe to call twice (the second call
+/// installs nothing). A bad OTLP configuration is reported and export stays off: the
+/// service runs without it rather than not at all.
+pub fn init(service: &str) -> TelemetryGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let provider = otlp_provider(service);
+    let otel_layer = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_owned())));
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     let result = if json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(true),
+            )
             .try_init()
     } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_span_events(FmtSpan::NONE)
-            .try_init()
+        registry.with(tracing_subscriber::fmt::layer()).try_init()
     };
     if result.is_ok() {
-        tracing::debug!(service, "logging initialised");
+        tracing::info!(service, otlp = provider.is_some(), "telemetry initialised");
+    }
+    TelemetryGuard { provider }
+}
+
+fn otlp_provider(service: &str) -> Option<SdkTracerProvider> {
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty())?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|err| eprintln!("telemetry: OTLP export to {endpoint} disabled: {err}"))
+        .ok()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(
+            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_owned()),
+        )
+        .build();
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    )
+}
+
+/// Makes `span` (not yet entered) a child of the remote `parent`. Does nothing when
+/// span export is off.
+pub fn link(span: &tracing::Span, parent: &TraceParent) {
+    let (Ok(trace_id), Ok(span_id)) = (
+        TraceId::from_hex(parent.trace_id()),
+        SpanId::from_hex(parent.span_id()),
+    ) else {
+        return;
+    };
+    let remote = SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::new(parent.flags()),
+        true,
+        TraceState::default(),
+    );
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+}
+
+/// The `traceparent` to send onwards from inside `span`: the exported span's own id
+/// when export is on, otherwise the same trace with a fresh span id.
+pub fn outgoing(span: &tracing::Span, incoming: &TraceParent) -> TraceParent {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() && sc.trace_id().to_string() == incoming.trace_id() {
+        TraceParent::from_hex(
+            &sc.trace_id().to_string(),
+            &sc.span_id().to_string(),
+            sc.trace_flags().to_u8(),
+        )
+        .unwrap_or_else(|| incoming.child())
+    } else {
+        incoming.child()
     }
 }

@@ -102,10 +102,15 @@ impl Topology {
     /// Declares only the `rpc` exchange: all an RPC client needs (and, with per-service
     /// broker users, all the gateway is allowed to configure).
     pub async fn declare_rpc_exchange(&self, channel: &Channel) -> Result<(), BusError> {
-        self.declare_exchange_names(channel, &[self.rpc_exchange()]).await
+        self.declare_exchange_names(channel, &[self.rpc_exchange()])
+            .await
     }
 
-    async fn declare_exchange_names(&self, channel: &Channel, names: &[String]) -> Result<(), BusError> {
+    async fn declare_exchange_names(
+        &self,
+        channel: &Channel,
+        names: &[String],
+    ) -> Result<(), BusError> {
         for exchange in names {
             channel
                 .exchange_declare(

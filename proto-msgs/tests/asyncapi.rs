@@ -4,15 +4,23 @@
 
 use chrono::Utc;
 use proto_msgs::money::Money;
-use proto_msgs::orders::{self, Order, OrderCreated, OrderItem, OrderPage, OrderStatus, OrderUpdated};
-use proto_msgs::users::{self, Jwk, Jwks, OrderStats, TokenResponse, User, UserProfile, UserRegistered, UserUpdated};
+use proto_msgs::orders::{
+    self, Order, OrderCreated, OrderItem, OrderPage, OrderStatus, OrderUpdated,
+};
+use proto_msgs::users::{
+    self, Jwk, Jwks, OrderStats, TokenResponse, User, UserProfile, UserRegistered, UserUpdated,
+};
 use proto_msgs::{ErrorCode, Role};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
 fn doc() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/asyncapi.yaml")).expect("docs/asyncapi.yaml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/asyncapi.yaml"
+    ))
+    .expect("docs/asyncapi.yaml");
     serde_norway::from_str(&text).expect("valid YAML")
 }
 
@@ -45,9 +53,15 @@ fn every_method_and_event_has_a_channel_and_operation() {
     let doc = doc();
     assert_eq!(doc["asyncapi"], "3.0.0");
     let channels = doc["channels"].as_object().unwrap();
-    let addresses: BTreeSet<&str> = channels.values().filter_map(|c| c["address"].as_str()).collect();
+    let addresses: BTreeSet<&str> = channels
+        .values()
+        .filter_map(|c| c["address"].as_str())
+        .collect();
     for name in METHODS.iter().chain(EVENTS) {
-        assert!(addresses.contains(name), "{name} is missing from docs/asyncapi.yaml");
+        assert!(
+            addresses.contains(name),
+            "{name} is missing from docs/asyncapi.yaml"
+        );
     }
     let operations = doc["operations"].as_object().unwrap();
     for name in METHODS {
@@ -131,10 +145,16 @@ fn check(doc: &Value, schema_name: &str, value: Value) {
     let (props, required) = shape(doc, schema);
     let keys: BTreeSet<String> = value.as_object().unwrap().keys().cloned().collect();
     for k in &keys {
-        assert!(props.contains(k), "{schema_name}: field {k} is on the wire but not documented");
+        assert!(
+            props.contains(k),
+            "{schema_name}: field {k} is on the wire but not documented"
+        );
     }
     for r in &required {
-        assert!(keys.contains(r), "{schema_name}: documented as required but not sent: {r}");
+        assert!(
+            keys.contains(r),
+            "{schema_name}: documented as required but not sent: {r}"
+        );
     }
 }
 
@@ -142,8 +162,20 @@ fn check(doc: &Value, schema_name: &str, value: Value) {
 fn schemas_have_the_fields_the_code_sends() {
     let doc = doc();
     let now = Utc::now();
-    let user = User { id: Uuid::new_v4(), email: "a@b.c".into(), name: "A".into(), role: Role::User, created_at: now, updated_at: now };
-    let item = OrderItem { name: "P".into(), price: Money::from_minor(100), quantity: 2, subtotal: Money::from_minor(200) };
+    let user = User {
+        id: Uuid::new_v4(),
+        email: "a@b.c".into(),
+        name: "A".into(),
+        role: Role::User,
+        created_at: now,
+        updated_at: now,
+    };
+    let item = OrderItem {
+        name: "P".into(),
+        price: Money::from_minor(100),
+        quantity: 2,
+        subtotal: Money::from_minor(200),
+    };
     let order = Order {
         id: Uuid::new_v4(),
         user_id: user.id,
@@ -156,23 +188,89 @@ fn schemas_have_the_fields_the_code_sends() {
     let to = |v: &dyn erased::Ser| v.value();
     check(&doc, "User", to(&user));
     check(&doc, "OrderStats", to(&OrderStats::default()));
-    check(&doc, "UserProfile", to(&UserProfile { user: user.clone(), order_stats: OrderStats::default() }));
-    check(&doc, "TokenResponse", to(&TokenResponse { access_token: "t".into(), token_type: "Bearer".into(), expires_in: 3600 }));
-    let jwk = Jwk { kty: "OKP".into(), crv: "Ed25519".into(), x: "x".into(), kid: "k".into(), alg: "EdDSA".into(), use_: "sig".into() };
+    check(
+        &doc,
+        "UserProfile",
+        to(&UserProfile {
+            user: user.clone(),
+            order_stats: OrderStats::default(),
+        }),
+    );
+    check(
+        &doc,
+        "TokenResponse",
+        to(&TokenResponse {
+            access_token: "t".into(),
+            token_type: "Bearer".into(),
+            expires_in: 3600,
+        }),
+    );
+    let jwk = Jwk {
+        kty: "OKP".into(),
+        crv: "Ed25519".into(),
+        x: "x".into(),
+        kid: "k".into(),
+        alg: "EdDSA".into(),
+        use_: "sig".into(),
+    };
     let jwks = to(&Jwks { keys: vec![jwk] });
     check(&doc, "Jwks", jwks.clone());
     let key_schema = &doc["components"]["schemas"]["Jwks"]["properties"]["keys"]["items"];
     let (props, _) = shape(&doc, key_schema);
-    assert_eq!(props, jwks["keys"][0].as_object().unwrap().keys().cloned().collect());
+    assert_eq!(
+        props,
+        jwks["keys"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    );
     check(&doc, "OrderItem", to(&item));
     check(&doc, "Order", to(&order));
-    check(&doc, "OrderPage", to(&OrderPage { orders: vec![order.clone()], next_cursor: None, has_more: false, limit: 20 }));
-    check(&doc, "UserRegistered", to(&UserRegistered { user_id: user.id, email: "a@b.c".into(), name: "A".into(), role: Role::User, created_at: now }));
-    check(&doc, "UserUpdated", to(&UserUpdated { user_id: user.id, email: "a@b.c".into(), name: "A".into(), role: Role::User, updated_at: now }));
+    check(
+        &doc,
+        "OrderPage",
+        to(&OrderPage {
+            orders: vec![order.clone()],
+            next_cursor: None,
+            has_more: false,
+            limit: 20,
+        }),
+    );
+    check(
+        &doc,
+        "UserRegistered",
+        to(&UserRegistered {
+            user_id: user.id,
+            email: "a@b.c".into(),
+            name: "A".into(),
+            role: Role::User,
+            created_at: now,
+        }),
+    );
+    check(
+        &doc,
+        "UserUpdated",
+        to(&UserUpdated {
+            user_id: user.id,
+            email: "a@b.c".into(),
+            name: "A".into(),
+            role: Role::User,
+            updated_at: now,
+        }),
+    );
     check(
         &doc,
         "OrderCreated",
-        to(&OrderCreated { order_id: order.id, user_id: user.id, items: vec![item], total: order.total, status: order.status, created_at: now }),
+        to(&OrderCreated {
+            order_id: order.id,
+            user_id: user.id,
+            items: vec![item],
+            total: order.total,
+            status: order.status,
+            created_at: now,
+        }),
     );
     check(
         &doc,
@@ -186,16 +284,36 @@ fn schemas_have_the_fields_the_code_sends() {
             updated_at: now,
         }),
     );
-    let event = proto_msgs::CloudEvent::new("order-svc", "order.created", "id", json!({})).with_trace(Some(&proto_msgs::TraceParent::new_root()), Some("k=v"));
+    let event = proto_msgs::CloudEvent::new("order-svc", "order.created", "id", json!({}))
+        .with_trace(Some(&proto_msgs::TraceParent::new_root()), Some("k=v"));
     check(&doc, "CloudEvent", serde_json::to_value(&event).unwrap());
     let statuses: Vec<Value> = OrderStatus::ALL.iter().map(|s| json!(s.as_str())).collect();
-    assert_eq!(doc["components"]["schemas"]["OrderStatus"]["enum"], Value::Array(statuses));
+    assert_eq!(
+        doc["components"]["schemas"]["OrderStatus"]["enum"],
+        Value::Array(statuses)
+    );
     // Request types: everything a client may send is documented.
-    check(&doc, "ListOrdersRequest", json!({"user_id": Uuid::nil(), "status": "PENDING", "limit": 1, "cursor": "c", "offset": 0}));
-    check(&doc, "RegisterRequest", json!({"email": "e", "password": "p", "name": "n"}));
-    check(&doc, "UpdateUserRequest", json!({"name": "n", "password": "p", "current_password": "c"}));
+    check(
+        &doc,
+        "ListOrdersRequest",
+        json!({"user_id": Uuid::nil(), "status": "PENDING", "limit": 1, "cursor": "c", "offset": 0}),
+    );
+    check(
+        &doc,
+        "RegisterRequest",
+        json!({"email": "e", "password": "p", "name": "n"}),
+    );
+    check(
+        &doc,
+        "UpdateUserRequest",
+        json!({"name": "n", "password": "p", "current_password": "c"}),
+    );
     check(&doc, "CreateOrderRequest", json!({"items": []}));
-    check(&doc, "UpdateStatusRequest", json!({"id": Uuid::nil(), "status": "SHIPPED"}));
+    check(
+        &doc,
+        "UpdateStatusRequest",
+        json!({"id": Uuid::nil(), "status": "SHIPPED"}),
+    );
 }
 
 /// Serialize a value of any contract type to JSON.

@@ -228,12 +228,16 @@ impl ConsumerState {
             }
         };
         let event_type = event.event_type.clone();
+        let trace = event.trace();
         let span = tracing::info_span!(
             "event",
             event_type = %event_type,
             event_id = %event.id,
-            trace_id = %event.trace().map(|t| t.trace_id().to_owned()).unwrap_or_default(),
+            trace_id = %trace.as_ref().map(|t| t.trace_id()).unwrap_or_default(),
         );
+        if let Some(parent) = &trace {
+            crate::telemetry::link(&span, parent);
+        }
         let verdict = self.apply(event).instrument(span.clone()).await;
         let _enter = span.enter();
         self.finish(&delivery, &event_type, verdict, started).await;

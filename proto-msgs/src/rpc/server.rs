@@ -10,6 +10,8 @@ use crate::envelope::{ErrorCode, RpcError, encode_reply};
 use crate::error::BusError;
 use crate::rpc::observe::{Outcome, ServerObserver};
 use crate::supervise::{ConsumeSpec, consume_supervised};
+use crate::telemetry;
+use crate::trace::TraceParent;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use lapin::message::Delivery;
@@ -246,21 +248,36 @@ impl ServerState {
         let method = self.method_of(&delivery);
         let reply_to = props.reply_to().as_ref().map(|s| s.as_str().to_owned());
         let correlation_id = props.correlation_id().clone();
-        let ctx = RequestContext::from_headers(props.headers().as_ref());
-        let (request_id, trace_id) = match &ctx {
+        let ctx = RequestContext::from_headers(props.headers().as_ref()).map(|mut ctx| {
+            // A request without trace context starts a trace here, so its log lines and
+            // the events it causes still share one trace id.
+            ctx.traceparent.get_or_insert_with(TraceParent::new_root);
+            ctx
+        });
+        let (request_id, incoming_trace) = match &ctx {
             Ok(ctx) => (
                 ctx.request_id.clone().unwrap_or_default(),
-                ctx.trace_id().map(str::to_owned).unwrap_or_default(),
+                ctx.traceparent.clone(),
             ),
-            Err(_) => (String::new(), String::new()),
+            Err(_) => (String::new(), None),
         };
         let span = tracing::info_span!(
             "rpc",
             service = %self.service,
             %method,
             request_id = %request_id,
-            trace_id = %trace_id,
+            trace_id = %incoming_trace.as_ref().map(|t| t.trace_id()).unwrap_or_default(),
         );
+        if let Some(parent) = &incoming_trace {
+            telemetry::link(&span, parent);
+        }
+        // Work done by the handler (events it publishes) continues from this span.
+        let ctx = ctx.map(|mut ctx| {
+            ctx.traceparent = incoming_trace
+                .as_ref()
+                .map(|t| telemetry::outgoing(&span, t));
+            ctx
+        });
 
         async {
             let Some(reply_to) = reply_to else {
@@ -330,7 +347,7 @@ impl ServerState {
             let code = err.code;
             (encode_reply::<()>(&Err(err)), Outcome::Error(code))
         };
-        let mut ctx = match ctx {
+        let ctx = match ctx {
             Ok(ctx) => ctx,
             Err(err) => return fail(err),
         };
@@ -363,8 +380,6 @@ impl ServerState {
                 self.service
             )));
         };
-        // Work done here is a child of the caller's span in the trace.
-        ctx.traceparent = ctx.traceparent.as_ref().map(|t| t.child());
         let fut = handler(ctx, delivery.data.clone());
         match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(answer) => answer,
