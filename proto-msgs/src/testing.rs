@@ -131,9 +131,9 @@ impl Drop for TestBus {
     }
 }
 
-/// A TCP proxy in front of the broker that a test can cut and restore, to make the
-/// broker unreachable for one component without disturbing anything else.
-pub struct BrokerProxy {
+/// A TCP proxy that a test can cut and restore: the server behind it becomes
+/// unreachable for whoever connects through it, and nobody else notices.
+pub struct TcpProxy {
     port: u16,
     upstream: String,
     state: std::sync::Arc<ProxyState>,
@@ -144,15 +144,12 @@ struct ProxyState {
     generation: tokio::sync::watch::Sender<u64>,
 }
 
-impl BrokerProxy {
-    /// Listens on a free local port and forwards to the broker of `AMQP_URL`'s host
-    /// (default 127.0.0.1:5672).
-    pub async fn start() -> BrokerProxy {
-        let upstream =
-            std::env::var("AMQP_PROXY_UPSTREAM").unwrap_or_else(|_| "127.0.0.1:5672".to_owned());
+impl TcpProxy {
+    /// Listens on a free local port and forwards to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("bind a local port for the broker proxy");
+            .expect("bind a local port for the proxy");
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let (generation, _) = tokio::sync::watch::channel(0u64);
         let state = std::sync::Arc::new(ProxyState {
@@ -160,7 +157,7 @@ impl BrokerProxy {
             generation,
         });
         let st = state.clone();
-        let up = upstream.clone();
+        let up = upstream.to_owned();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !st.open.load(std::sync::atomic::Ordering::SeqCst) {
@@ -180,21 +177,19 @@ impl BrokerProxy {
                 });
             }
         });
-        BrokerProxy {
+        TcpProxy {
             port,
-            upstream,
+            upstream: upstream.to_owned(),
             state,
         }
     }
 
-    /// The AMQP URL that goes through this proxy.
-    pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
-    /// A copy of `bus` that connects through this proxy.
-    pub fn bus(&self, bus: &BusConfig) -> BusConfig {
-        BusConfig::new(self.url(), bus.topology.clone())
+    pub fn upstream(&self) -> &str {
+        &self.upstream
     }
 
     /// Drops every proxied connection and refuses new ones.
@@ -211,8 +206,42 @@ impl BrokerProxy {
             .open
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// A [`TcpProxy`] in front of the broker (`AMQP_PROXY_UPSTREAM`, default
+/// 127.0.0.1:5672), to make it unreachable for one component.
+pub struct BrokerProxy {
+    proxy: TcpProxy,
+}
+
+impl BrokerProxy {
+    pub async fn start() -> BrokerProxy {
+        let upstream =
+            std::env::var("AMQP_PROXY_UPSTREAM").unwrap_or_else(|_| "127.0.0.1:5672".to_owned());
+        BrokerProxy {
+            proxy: TcpProxy::start(&upstream).await,
+        }
+    }
+
+    /// The AMQP URL that goes through this proxy.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.proxy.port())
+    }
+
+    /// A copy of `bus` that connects through this proxy.
+    pub fn bus(&self, bus: &BusConfig) -> BusConfig {
+        BusConfig::new(self.url(), bus.topology.clone())
+    }
+
+    pub fn cut(&self) {
+        self.proxy.cut();
+    }
+
+    pub fn restore(&self) {
+        self.proxy.restore();
+    }
 
     pub fn upstream(&self) -> &str {
-        &self.upstream
+        self.proxy.upstream()
     }
 }
