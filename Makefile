@@ -37,4 +37,4 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 bench-rpc: ## RPC echo round trips: proto-msgs vs a bare lapin pair (figures, not a test)
-	$(CARGO) bench -p proto-msgs --bench rpc_echo --locked
+	$(CARGO) run --release --locked -q -p system-tests --bin shop-bench -- rpc

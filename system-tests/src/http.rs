@@ -1,0 +1,97 @@
+//! HTTP scenarios against a running gateway: a user with orders, and the calls the
+//! benchmark makes.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// A registered, logged-in user of the system under test.
+#[derive(Clone)]
+pub struct Session {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl Session {
+    /// Registers a fresh user and logs in.
+    pub async fn new(base: &str, http: reqwest::Client) -> anyhow::Result<Session> {
+        let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+        let password = "bench-password-1".to_owned();
+        let resp = http
+            .post(format!("{base}/users/register"))
+            .json(&json!({"email": email, "password": password, "name": "Bench"}))
+            .send()
+            .await
+            .context("register")?;
+        if resp.status().as_u16() != 201 {
+            bail!(
+                "register answered {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        let token = login(&http, base, &email, &password).await?;
+        Ok(Session {
+            base: base.to_owned(),
+            http,
+            email,
+            password,
+            token,
+        })
+    }
+
+    pub async fn create_order(&self) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .post(format!("{}/orders", self.base))
+            .bearer_auth(&self.token)
+            .json(&order_body())
+            .send()
+            .await?;
+        if resp.status().as_u16() != 201 {
+            bail!("create order answered {}", resp.status());
+        }
+        let body: Value = resp.json().await?;
+        body["id"].as_str().map(str::to_owned).context("order id")
+    }
+}
+
+pub fn order_body() -> Value {
+    json!({"items": [{"name": "Product", "price": 100, "quantity": 2}, {"name": "Thing", "price": "0.10", "quantity": 3}]})
+}
+
+/// Logs in and returns the access token.
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let resp = http
+        .post(format!("{base}/users/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .context("login")?;
+    if !resp.status().is_success() {
+        bail!("login answered {}", resp.status());
+    }
+    let body: Value = resp.json().await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("access_token")
+}
+
+/// True when the response is a 2xx (its body is read, so the connection is reused).
+pub async fn ok(resp: Result<reqwest::Response, reqwest::Error>) -> bool {
+    match resp {
+        Ok(r) => {
+            let success = r.status().is_success();
+            r.bytes().await.is_ok() && success
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,11 @@
+//! # system-tests: the whole system, measured and broken on purpose
+//!
+//! - [`load`]: a closed-loop load driver with percentiles.
+//! - [`echo`]: the RPC echo floor (proto-msgs vs a bare lapin pair).
+//! - [`http`]: HTTP scenarios against a running gateway.
+//! - `tests/`: `make up` end to end, and faults made for real (signals, outages).
+//! - `src/bin/shop-bench.rs`: `make bench-rpc`, `make bench`, the soak run.
+
+pub mod echo;
+pub mod http;
+pub mod load;
