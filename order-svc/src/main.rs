@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    proto_msgs::telemetry::init("order-svc");
+    // Held to the end: dropping it flushes exported spans.
+    let _telemetry = proto_msgs::telemetry::init("order-svc");
     let result = match order_svc::Config::from_env() {
         Ok(config) => order_svc::run(config, svc_kit::shutdown::on_signal())
             .await

@@ -3,6 +3,7 @@
 //! The actor's orders, newest first (created_at DESC, id DESC). Keyset paging with an
 //! opaque `cursor` (stable while orders are added), or `offset`; not both. An admin may
 //! list anyone's orders through `user_id`; anyone else only their own.
+//! `next_cursor` is set whenever `has_more`, in offset mode too, so a client can switch.
 
 use crate::db::orders::{self, Position};
 use crate::domain::cursor::Cursor;

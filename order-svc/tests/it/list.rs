@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 fn newest_first(orders: &[Order]) -> Vec<Uuid> {
     let mut sorted: Vec<&Order> = orders.iter().collect();
-    sorted.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    sorted.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id)));
     sorted.iter().map(|o| o.id).collect()
 }
 

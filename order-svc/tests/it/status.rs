@@ -96,7 +96,7 @@ async fn the_whole_transition_table_for_owner_and_admin() {
 async fn concurrent_conflicting_updates_have_one_winner() {
     let svc = Svc::start().await;
     let (alice, boss, other_boss) = (user(), admin(), admin());
-    for round in 0..6 {
+    for round in 0..10 {
         let order = order_in(&svc, alice, boss, Confirmed).await;
         // Two admins (SHIPPED vs CANCELLED), or the owner cancelling while an admin ships.
         let (a, b) = if round % 2 == 0 {
