@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help up down logs ps status test test-workspace test-compose lint fmt bench-rpc
+.PHONY: help up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ down: ## Stop what `make up` started (and nothing else)
 logs: ## Follow the logs of every process
 	@scripts/system.sh logs
 
+up-observability: ## make up, plus Jaeger, Prometheus and Grafana (needs a Docker engine)
+	@COMPOSE_PROFILES=observability OTEL_EXPORTER_OTLP_ENDPOINT=$${OTEL_EXPORTER_OTLP_ENDPOINT:-http://jaeger:4318} scripts/system.sh up
+
 ps status: ## Show what runs and whether the gateway is ready
 	@scripts/system.sh ps
 
@@ -25,9 +28,12 @@ test: test-workspace test-compose ## Run every test against the local RabbitMQ a
 test-workspace: ## Unit and integration tests of every crate (parallel, isolated)
 	$(CARGO) test --workspace --locked
 
-test-compose: ## Validate docker-compose.yml (no Docker engine needed)
+test-compose: ## Validate docker-compose.yml, with and without the observability profile
 	docker-compose -f docker-compose.yml config -q
-	@echo "docker-compose.yml is valid"
+	COMPOSE_PROFILES=observability docker-compose -f docker-compose.yml config -q
+	COMPOSE_PROFILES=observability docker-compose -f docker-compose.yml config --services | grep -qx jaeger
+	python3 -c 'import json,sys; [json.load(open(f)) for f in sys.argv[1:]]' deploy/grafana/dashboards/*.json deploy/rabbitmq/definitions.json
+	@echo "docker-compose.yml (both profiles), dashboards and broker definitions are valid"
 
 lint: ## rustfmt and clippy, as CI runs them
 	$(CARGO) fmt --all -- --check

@@ -143,6 +143,10 @@ case "${1:-}" in
       banner "admin / ${RABBITMQ_ADMIN_PASSWORD:-admin-dev-password}"
     else
       say "no Docker engine: running natively (set SHOP_NATIVE=1 to force this)"
+      if [[ "${COMPOSE_PROFILES:-}" == *observability* ]]; then
+        echo "note: the observability stack (Jaeger, Prometheus, Grafana) needs a Docker engine; starting without it." >&2
+        [ "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" = http://jaeger:4318 ] && unset OTEL_EXPORTER_OTLP_ENDPOINT
+      fi
       native_up
     fi ;;
   down)
