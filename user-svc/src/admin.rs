@@ -37,7 +37,8 @@ impl AdminAccount {
     pub fn parse(email: &str, password: &str, name: &str) -> Result<AdminAccount, String> {
         Ok(AdminAccount {
             email: Email::parse(email).map_err(|e| format!("ADMIN_EMAIL: {e}"))?,
-            password: Password::parse_field("ADMIN_PASSWORD", password).map_err(|e| e.to_string())?,
+            password: Password::parse_field("ADMIN_PASSWORD", password)
+                .map_err(|e| e.to_string())?,
             name: Name::parse(name).map_err(|e| format!("ADMIN_NAME: {e}"))?,
         })
     }
@@ -52,7 +53,9 @@ pub async fn bootstrap(state: &AppState, admin: &AdminAccount) -> Result<Bootstr
         match promote(state, admin).await? {
             Some(done) => return Ok(done),
             None => match create(state, admin).await {
-                Err(Error::Db(e)) if attempt < 2 && svc_kit::db::is_unique_violation(&e) => continue,
+                Err(Error::Db(e)) if attempt < 2 && svc_kit::db::is_unique_violation(&e) => {
+                    continue;
+                }
                 other => return other,
             },
         }

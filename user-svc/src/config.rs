@@ -64,7 +64,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the environment (see the crate README for the table).
+    /// Reads the environment (the variables are listed in the repository README).
     pub fn from_env() -> Result<Config, ConfigError> {
         let bus = BusConfig::from_env()?;
         Self::from_vars(bus, |name| std::env::var(name).ok())
@@ -86,7 +86,8 @@ impl Config {
                 });
             }
         };
-        let mut db = DbConfig::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()));
+        let mut db =
+            DbConfig::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()));
         if let Some(n) = parse::<u32>(&var, "DB_MAX_CONNECTIONS")? {
             db.max_connections = n.max(1);
         }
@@ -188,7 +189,13 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("app_env", &self.app_env)
             .field("bus", &proto_msgs::config::redact(&self.bus.url))
-            .field("events_bus", &self.events_bus.as_ref().map(|b| proto_msgs::config::redact(&b.url)))
+            .field(
+                "events_bus",
+                &self
+                    .events_bus
+                    .as_ref()
+                    .map(|b| proto_msgs::config::redact(&b.url)),
+            )
             .field("database_url", &proto_msgs::config::redact(&self.db.url))
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("bcrypt_concurrency", &self.bcrypt_concurrency)
@@ -197,7 +204,10 @@ impl std::fmt::Debug for Config {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("admin_email", &self.admin_email)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "***"),
+            )
             .field("admin_name", &self.admin_name)
             .finish()
     }
@@ -246,7 +256,9 @@ mod tests {
         assert_eq!(c.jwt_ttl, Duration::from_secs(3600));
         assert_eq!(c.jwt_issuer, "shop-user-svc");
         assert_eq!(c.jwt_audience, "shop");
-        assert!(matches!(c.jwt_key, KeySource::DevFile(ref p) if p.ends_with("user-svc-ed25519.pem")));
+        assert!(
+            matches!(c.jwt_key, KeySource::DevFile(ref p) if p.ends_with("user-svc-ed25519.pem"))
+        );
         assert!(c.admin_email.is_none());
     }
 
@@ -254,7 +266,11 @@ mod tests {
     fn production_needs_a_key() {
         let err = from(&[("APP_ENV", "production")]).unwrap_err().to_string();
         assert!(err.contains("JWT_PRIVATE_KEY"), "{err}");
-        let c = from(&[("APP_ENV", "production"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")]).unwrap();
+        let c = from(&[
+            ("APP_ENV", "production"),
+            ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+        ])
+        .unwrap();
         assert!(matches!(c.jwt_key, KeySource::File(_)));
     }
 

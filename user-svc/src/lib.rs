@@ -4,29 +4,29 @@
 //! order events come in on `users.events`.
 //!
 //! - [`config`]: settings from the environment ([`Config::from_env`]) or for tests.
-//! - [`handlers`]: one file per RPC method (`users.register`, `login`, `me`, `get`,
-//!   `update`, `jwks`); [`error`] maps every failure to a bus error in one place.
+//! - `handlers`: one file per RPC method (`users.register`, `login`, `me`, `get`,
+//!   `update`, `jwks`); `error` maps every failure to a bus error in one place.
 //! - [`domain`]: `Email`, `Password`, `Name`, valid once parsed.
-//! - [`hashing`]: bcrypt on a bounded blocking pool; [`keys`] + [`tokens`]: the Ed25519
+//! - `hashing`: bcrypt on a bounded blocking pool; [`keys`] + [`tokens`]: the Ed25519
 //!   signing key (env, file, or a persisted development key) and EdDSA access tokens.
 //! - [`events`]: `user.registered`/`user.updated` into the outbox; `order.created`/
 //!   `order.updated` folded into per-user order statistics.
-//! - [`admin`]: the optional admin bootstrap; [`db`]: entities and migrations.
+//! - `admin`: the optional admin bootstrap; [`db`]: entities and migrations.
 //!
 //! [`start`] connects, migrates, bootstraps and starts the RPC server, event consumer
 //! and outbox relay; [`run`] is `start` + wait, what `main` calls.
 
-pub mod admin;
+mod admin;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod error;
+mod error;
 pub mod events;
-pub mod handlers;
-pub mod hashing;
+mod handlers;
+mod hashing;
 pub mod keys;
-pub mod profile;
-pub mod state;
+mod profile;
+mod state;
 pub mod tokens;
 
 pub use config::{AppEnv, Config, ConfigError};
@@ -117,7 +117,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         }
     };
     if config.app_env == AppEnv::Production && config.bcrypt_cost < 10 {
-        tracing::warn!(cost = config.bcrypt_cost, "BCRYPT_COST below 10 in production");
+        tracing::warn!(
+            cost = config.bcrypt_cost,
+            "BCRYPT_COST below 10 in production"
+        );
     }
 
     let db = svc_kit::db::connect(&config.db)
@@ -126,7 +129,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             url: proto_msgs::config::redact(&config.db.url),
             source,
         })?;
-    Migrator::up(&db, None).await.map_err(StartError::Migration)?;
+    Migrator::up(&db, None)
+        .await
+        .map_err(StartError::Migration)?;
 
     let state = Arc::new(AppState {
         db: db.clone(),
@@ -144,9 +149,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let metrics = ServiceMetrics::new(SERVICE)?;
     metrics.watch_db(&db);
 
-    let relay = OutboxRelay::new(db.clone(), config.events_bus(), SERVICE, state.outbox.clone())
-        .observer(metrics.clone())
-        .spawn(shutdown.clone());
+    let relay = OutboxRelay::new(
+        db.clone(),
+        config.events_bus(),
+        SERVICE,
+        state.outbox.clone(),
+    )
+    .observer(metrics.clone())
+    .spawn(shutdown.clone());
     let consumer = events::order_stats::consumer(config.bus.clone(), db.clone())
         .observer(metrics.clone())
         .start(shutdown.clone())
@@ -158,10 +168,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         .health_check(move || {
             let db = health_db.clone();
             async move {
-                db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(|e| {
-                    tracing::warn!(error = %e, "health check: database unreachable");
-                    RpcError::unavailable("the service's database is unreachable")
-                })
+                db.execute_unprepared("SELECT 1")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "health check: database unreachable");
+                        RpcError::unavailable("the service's database is unreachable")
+                    })
             }
         })
         .metrics(move || render.render())

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    proto_msgs::telemetry::init("user-svc");
+    let _telemetry = proto_msgs::telemetry::init("user-svc");
     let config = user_svc::Config::from_env()?;
     user_svc::run(config, svc_kit::shutdown::on_signal()).await?;
     Ok(())

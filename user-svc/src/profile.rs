@@ -15,7 +15,10 @@ pub async fn load<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<UserP
 }
 
 /// `found`'s profile: stats default to zero when no order was seen yet.
-pub async fn with_stats<C: ConnectionTrait>(conn: &C, found: user::Model) -> Result<UserProfile, DbErr> {
+pub async fn with_stats<C: ConnectionTrait>(
+    conn: &C,
+    found: user::Model,
+) -> Result<UserProfile, DbErr> {
     let stats = order_stats::Entity::find_by_id(found.id)
         .one(conn)
         .await?

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 pub const MAX_PASSWORD_BYTES: usize = 72;
 pub const MIN_PASSWORD_BYTES: usize = 8;
 
-/// A password acceptable for a new account: 8..=72 bytes, kept as typed (no trimming),
+/// A password acceptable for a new account: 8..=72 bytes without NUL, kept as typed (no trimming),
 /// wiped from memory when dropped, never printed.
 #[derive(Clone)]
 pub struct Password(Zeroizing<String>);
@@ -32,6 +32,14 @@ impl Password {
                 format!(
                     "{field} must be at most {MAX_PASSWORD_BYTES} bytes long (bcrypt's limit; it is {len} bytes, and we refuse rather than silently ignore the rest)"
                 ),
+            ));
+        }
+        // Many bcrypt implementations stop at a NUL byte; refusing it keeps hashes
+        // portable and the 72-byte case exact.
+        if raw.contains('\0') {
+            return Err(ValidationError::new(
+                field,
+                format!("{field} must not contain NUL characters"),
             ));
         }
         Ok(Password(Zeroizing::new(raw.to_owned())))
@@ -63,7 +71,11 @@ mod tests {
         // 24 three-byte characters are 72 bytes; 25 are 75.
         assert!(Password::parse(&"€".repeat(24)).is_ok());
         assert!(Password::parse(&"€".repeat(25)).is_err());
+        assert!(Password::parse("pass\0word").is_err());
         assert_eq!(Password::parse(" spaced  ").unwrap().expose(), " spaced  ");
-        assert_eq!(format!("{:?}", Password::parse("secret123").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret123").unwrap()),
+            "Password(***)"
+        );
     }
 }

@@ -15,9 +15,7 @@
 use proto_msgs::events::types;
 use proto_msgs::orders::{OrderCreated, OrderStatus, OrderUpdated};
 use proto_msgs::{BusConfig, CloudEvent, EventConsumer, HandlerError, users};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use svc_kit::db::handler_error;
 
 /// The consumer of `users.events`, bound to `order.created` and `order.updated`.
@@ -113,7 +111,12 @@ async fn apply_effect<C: ConnectionTrait>(txn: &C, effect: Effect) -> Result<(),
                             updated_at = now()
                         WHERE NOT known_orders.counted
                      RETURNING cancelled",
-                    [order_id.into(), user_id.into(), total_minor.into(), cancelled.into()],
+                    [
+                        order_id.into(),
+                        user_id.into(),
+                        total_minor.into(),
+                        cancelled.into(),
+                    ],
                 ))
                 .await?;
             let Some(row) = row else {

@@ -15,7 +15,10 @@ pub fn registered(u: &user::Model, ctx: Option<&RequestContext>) -> CloudEvent<U
         role: u.role.into(),
         created_at: u.created_at,
     };
-    traced(CloudEvent::new(SOURCE, types::USER_REGISTERED, u.id.to_string(), data), ctx)
+    traced(
+        CloudEvent::new(SOURCE, types::USER_REGISTERED, u.id.to_string(), data),
+        ctx,
+    )
 }
 
 /// `user.updated`: the user as they are after the change.
@@ -27,7 +30,10 @@ pub fn updated(u: &user::Model, ctx: Option<&RequestContext>) -> CloudEvent<User
         role: u.role.into(),
         updated_at: u.updated_at,
     };
-    traced(CloudEvent::new(SOURCE, types::USER_UPDATED, u.id.to_string(), data), ctx)
+    traced(
+        CloudEvent::new(SOURCE, types::USER_UPDATED, u.id.to_string(), data),
+        ctx,
+    )
 }
 
 fn traced<T>(event: CloudEvent<T>, ctx: Option<&RequestContext>) -> CloudEvent<T> {

@@ -6,6 +6,10 @@ use proto_msgs::RequestContext;
 use proto_msgs::users::{Empty, Jwks};
 use std::sync::Arc;
 
-pub async fn handle(state: Arc<AppState>, _ctx: RequestContext, _req: Empty) -> Result<Jwks, Error> {
+pub async fn handle(
+    state: Arc<AppState>,
+    _ctx: RequestContext,
+    _req: Empty,
+) -> Result<Jwks, Error> {
     Ok(state.tokens.jwks().clone())
 }

@@ -41,7 +41,11 @@ pub async fn handle(
         state.hasher.verify_dummy(&req.password).await?;
         return Err(RpcError::unauthenticated(BAD_CREDENTIALS).into());
     };
-    if !state.hasher.verify(&req.password, &found.password_hash).await? {
+    if !state
+        .hasher
+        .verify(&req.password, &found.password_hash)
+        .await?
+    {
         return Err(RpcError::unauthenticated(BAD_CREDENTIALS).into());
     }
     Ok(state.tokens.issue(found.id, found.role.into())?)

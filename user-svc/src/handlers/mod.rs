@@ -34,10 +34,13 @@ pub fn rpc_server(bus: BusConfig, state: &Arc<AppState>) -> RpcServer {
 fn bind<Req, Resp, F, Fut>(
     state: &Arc<AppState>,
     handler: F,
-) -> impl Fn(RequestContext, Req) -> std::pin::Pin<Box<dyn Future<Output = Result<Resp, RpcError>> + Send>>
-       + Send
-       + Sync
-       + 'static
+) -> impl Fn(
+    RequestContext,
+    Req,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Resp, RpcError>> + Send>>
++ Send
++ Sync
++ 'static
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,

@@ -40,9 +40,11 @@ pub async fn handle(
     let created = match new.insert(&txn).await {
         Ok(created) => created,
         Err(e) if svc_kit::db::is_unique_violation(&e) => {
-            return Err(RpcError::already_exists("an account with this email already exists")
-                .with_details(serde_json::json!({"field": "email"}))
-                .into());
+            return Err(
+                RpcError::already_exists("an account with this email already exists")
+                    .with_details(serde_json::json!({"field": "email"}))
+                    .into(),
+            );
         }
         Err(e) => return Err(e.into()),
     };

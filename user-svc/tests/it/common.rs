@@ -95,7 +95,12 @@ impl TestApp {
         self.client.call(method, req, &ctx).await
     }
 
-    pub async fn try_register(&self, email: &str, password: &str, name: &str) -> Result<User, RpcError> {
+    pub async fn try_register(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<User, RpcError> {
         let req = RegisterRequest {
             email: email.into(),
             password: password.into(),
@@ -119,7 +124,13 @@ impl TestApp {
     /// A signer with the service's own key (to forge expired or odd tokens).
     pub fn issuer(&self, ttl: Duration) -> TokenIssuer {
         let keys = KeyPair::load(&self.config.jwt_key).unwrap();
-        TokenIssuer::new(&keys, &self.config.jwt_issuer, &self.config.jwt_audience, ttl).unwrap()
+        TokenIssuer::new(
+            &keys,
+            &self.config.jwt_issuer,
+            &self.config.jwt_audience,
+            ttl,
+        )
+        .unwrap()
     }
 }
 
@@ -203,22 +214,88 @@ impl Drop for EventWatch {
 }
 
 /// Polls `check` until it returns `Some`, for at most 10 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    eventually_within(Duration::from_secs(10), what, check).await
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// A database connection of the test's own (to look at tables directly).
 pub async fn db(app: &TestApp) -> sea_orm::DatabaseConnection {
-    sea_orm::Database::connect(app.db.url.as_str()).await.unwrap()
+    sea_orm::Database::connect(app.db.url.as_str())
+        .await
+        .unwrap()
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut (existing connections dropped,
+/// new ones refused) and restore: a database outage for the service alone.
+pub struct DbProxy {
+    pub port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl DbProxy {
+    pub async fn start(upstream: &str) -> DbProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (is_open, cuts, upstream) = (open.clone(), cut.clone(), upstream.to_owned());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !is_open.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let mut cut = cuts.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        DbProxy { port, open, cut }
+    }
+
+    /// `url` (a `postgres://…@127.0.0.1:5432/db` URL) going through this proxy.
+    pub fn url(&self, url: &str) -> String {
+        url.replace(":5432/", &format!(":{}/", self.port))
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

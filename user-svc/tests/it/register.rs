@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 async fn registers_a_user_and_never_returns_the_hash() {
     let app = TestApp::spawn().await;
     let user = app
-        .register("  Ada.Lovelace@Example.COM ", "correct horse", "  Ada Lovelace ")
+        .register(
+            "  Ada.Lovelace@Example.COM ",
+            "correct horse",
+            "  Ada Lovelace ",
+        )
         .await;
     assert_eq!(user.email, "ada.lovelace@example.com");
     assert_eq!(user.name, "Ada Lovelace");
@@ -25,9 +29,17 @@ async fn registers_a_user_and_never_returns_the_hash() {
         )
         .await
         .unwrap();
-    let mut keys: Vec<&str> = raw.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = raw
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["created_at", "email", "id", "name", "role", "updated_at"]);
+    assert_eq!(
+        keys,
+        ["created_at", "email", "id", "name", "role", "updated_at"]
+    );
     assert!(!raw.to_string().contains("$2b$"));
     app.stop().await;
 }
@@ -44,7 +56,10 @@ async fn a_role_in_the_request_is_ignored() {
         .await
         .unwrap();
     assert_eq!(user.role, proto_msgs::Role::User);
-    let token = app.try_login("mallory@example.com", "password123").await.unwrap();
+    let token = app
+        .try_login("mallory@example.com", "password123")
+        .await
+        .unwrap();
     let claims = user_svc::tokens::verify(
         &token.access_token,
         app.issuer(std::time::Duration::from_secs(1)).jwks(),
@@ -76,9 +91,16 @@ async fn invalid_fields_are_named() {
     for (email, password, name, field) in cases {
         let err = app.try_register(email, password, name).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidArgument, "{email:?} {name:?}");
-        assert_eq!(err.details, Some(json!({"field": field})), "{email:?} {name:?}");
+        assert_eq!(
+            err.details,
+            Some(json!({"field": field})),
+            "{email:?} {name:?}"
+        );
     }
-    let err = app.try_register("a@example.com", &long_password, "A").await.unwrap_err();
+    let err = app
+        .try_register("a@example.com", &long_password, "A")
+        .await
+        .unwrap_err();
     assert!(err.message.contains("72 bytes"), "{}", err.message);
     assert!(err.message.contains("bcrypt"), "{}", err.message);
     // 72 bytes exactly is fine, and all 72 count: a 73rd byte would have been refused.
@@ -88,7 +110,10 @@ async fn invalid_fields_are_named() {
     let mut shorter = exactly.clone();
     shorter.pop();
     assert_eq!(
-        app.try_login("max@example.com", &shorter).await.unwrap_err().code,
+        app.try_login("max@example.com", &shorter)
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::Unauthenticated
     );
 
@@ -104,9 +129,13 @@ async fn invalid_fields_are_named() {
 #[tokio::test]
 async fn an_email_registers_once_whatever_its_case() {
     let app = TestApp::spawn().await;
-    app.register("dup@example.com", "password123", "First").await;
+    app.register("dup@example.com", "password123", "First")
+        .await;
     for variant in ["dup@example.com", "DUP@Example.com", "  dup@EXAMPLE.COM  "] {
-        let err = app.try_register(variant, "password456", "Second").await.unwrap_err();
+        let err = app
+            .try_register(variant, "password456", "Second")
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::AlreadyExists, "{variant:?}");
     }
     app.stop().await;
