@@ -26,6 +26,9 @@ ps status: ## Show what runs and whether the gateway is ready
 test: test-workspace test-compose ## Run every test against the local RabbitMQ and PostgreSQL
 
 test-workspace: ## Unit and integration tests of every crate (parallel, isolated)
+	@# Binaries first, with the exact command `make up` uses, so the system tests that
+	@# start them (make up, faults) find them built and nothing is compiled twice.
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 
 test-compose: ## Validate docker-compose.yml, with and without the observability profile

@@ -89,7 +89,8 @@ native_up() {
   local flag=--release dir=release
   if [ "$BUILD_PROFILE" = dev ]; then flag=; dir=debug; fi
   say "building ($BUILD_PROFILE)"
-  cargo build $flag --locked -p user-svc -p order-svc -p gateway -p proto-msgs --bins
+  # The same command as `make test` uses, so the binaries are built once.
+  cargo build $flag --locked --workspace --bins
   local bin="${CARGO_TARGET_DIR:-$ROOT/target}/$dir"
 
   mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs" "$RUN_DIR/keys"

@@ -1,0 +1,235 @@
+//! `make up` / `make down` the way a newcomer runs them (native path), with this test's
+//! own port, run directory, databases and broker names, then the main flow over HTTP.
+
+use proto_msgs::testing::{TestBus, management_url};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use svc_kit::testing::TestDb;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs `make <target>` with this test's environment.
+struct System {
+    env: Vec<(String, String)>,
+    run_dir: PathBuf,
+}
+
+impl System {
+    fn make(&self, target: &str) -> Output {
+        Command::new("make")
+            .arg("-s")
+            .arg(target)
+            .current_dir(workspace())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run make")
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        std::fs::read_dir(self.run_dir.join("pids"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter_map(|p| p.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        // Whatever happened, stop what we started.
+        let _ = self.make("down");
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_up_runs_the_main_flow_and_make_down_leaves_nothing() {
+    let bus = TestBus::new();
+    let users_db = TestDb::new().await;
+    let orders_db = TestDb::new().await;
+    let port = free_port();
+    let run_dir = std::env::temp_dir().join(format!("shop-e2e-{}", uuid::Uuid::new_v4().simple()));
+    let admin_password = "e2e-admin-password";
+    let system = System {
+        env: vec![
+            ("RUN_DIR".into(), run_dir.display().to_string()),
+            ("GATEWAY_PORT".into(), port.to_string()),
+            ("BUILD_PROFILE".into(), "dev".into()),
+            ("USERS_DB".into(), users_db.name.clone()),
+            ("ORDERS_DB".into(), orders_db.name.clone()),
+            ("BUS_PREFIX".into(), bus.topology().prefix().to_owned()),
+            ("ADMIN_EMAIL".into(), "e2e-admin@example.com".into()),
+            ("ADMIN_PASSWORD".into(), admin_password.into()),
+            ("BCRYPT_COST".into(), "4".into()),
+            ("SHOP_NATIVE".into(), "1".into()),
+        ],
+        run_dir: run_dir.clone(),
+    };
+
+    let up = system.make("up");
+    assert!(up.status.success(), "make up failed:\n{}", text(&up));
+    assert!(text(&up).contains("The shop is up"), "{}", text(&up));
+    let pids = system.pids();
+    assert_eq!(pids.len(), 3, "three processes started");
+    assert!(pids.iter().all(|p| alive(*p)));
+    // A second `make up` notices the running system instead of starting another.
+    let again = system.make("up");
+    assert!(
+        again.status.success() && text(&again).contains("already running"),
+        "{}",
+        text(&again)
+    );
+    assert!(text(&system.make("ps")).contains("running"));
+
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let email = format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple());
+    let r = http
+        .post(format!("{base}/users/register"))
+        .json(&json!({"email": email, "password": "e2e-password-1", "name": "E2E"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = system_tests::http::login(&http, &base, &email, "e2e-password-1")
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{base}/orders"))
+        .bearer_auth(&token)
+        .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let order: Value = r.json().await.unwrap();
+    assert_eq!(order["total"], "200.00");
+    let list: Value = http
+        .get(format!("{base}/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["orders"][0]["id"], order["id"]);
+    let admin = system_tests::http::login(&http, &base, "e2e-admin@example.com", admin_password)
+        .await
+        .unwrap();
+    let r = http
+        .patch(format!(
+            "{base}/orders/{}/status",
+            order["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"status": "CONFIRMED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let me: Value = http
+            .get(format!("{base}/users/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if me["order_stats"]["order_count"] == 1 && me["order_stats"]["total_spent"] == "200.00" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "profile stats never showed the order: {me}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The queues and exchanges of DESIGN.md, as the management API sees them.
+    let mgmt = management_url();
+    let prefix = bus.topology().prefix();
+    for queue in [
+        "users.rpc",
+        "orders.rpc",
+        "users.events",
+        "orders.events",
+        "users.events.dlq",
+        "orders.events.dlq",
+    ] {
+        let r = http
+            .get(format!("{mgmt}/api/queues/%2f/{prefix}.{queue}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "queue {queue} exists");
+        let q: Value = r.json().await.unwrap();
+        assert_eq!(q["durable"], true, "{queue} is durable");
+    }
+    for exchange in ["rpc", "events"] {
+        let r: Value = http
+            .get(format!("{mgmt}/api/exchanges/%2f/{prefix}.{exchange}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["type"], "topic");
+    }
+    let dlq: Value = http
+        .get(format!("{mgmt}/api/queues/%2f/{prefix}.users.events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dlq["arguments"]["x-dead-letter-routing-key"],
+        format!("{prefix}.users.events.dlq")
+    );
+
+    let down = system.make("down");
+    assert!(down.status.success(), "{}", text(&down));
+    for pid in &pids {
+        assert!(!alive(*pid), "process {pid} is gone after make down");
+    }
+    assert!(system.pids().is_empty(), "pid files removed");
+    assert!(text(&system.make("ps")).contains("stopped"));
+    let graceful = std::fs::read_to_string(run_dir.join("logs/order-svc.log")).unwrap_or_default();
+    assert!(
+        graceful.contains("stopped"),
+        "order-svc shut down gracefully:\n{graceful}"
+    );
+}
