@@ -255,7 +255,10 @@ impl Verifier {
         let mut call_ctx = ctx.clone();
         call_ctx.actor = None;
         call_ctx.deadline = Some(SystemTime::now() + *timeout);
-        match rpc.call::<_, Jwks>(methods::JWKS, &Empty {}, &call_ctx).await {
+        match rpc
+            .call::<_, Jwks>(methods::JWKS, &Empty {}, &call_ctx)
+            .await
+        {
             Ok(jwks) => {
                 let keys = keys_of(&jwks);
                 tracing::info!(keys = keys.len(), "token verification keys refreshed");
@@ -346,8 +349,8 @@ pub(crate) mod tests {
             let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
             // PKCS#8 v1 for Ed25519 is a fixed 16-byte prefix and the 32-byte seed.
             let mut der = vec![
-                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04,
-                0x22, 0x04, 0x20,
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
             ];
             der.extend_from_slice(&seed);
             TestKey {
@@ -391,7 +394,13 @@ pub(crate) mod tests {
         let actor = check(&verifier(&key), &key.sign(&claims(id, Role::Admin, 60)))
             .await
             .unwrap();
-        assert_eq!(actor, Actor { id, role: Role::Admin });
+        assert_eq!(
+            actor,
+            Actor {
+                id,
+                role: Role::Admin
+            }
+        );
     }
 
     #[tokio::test]
@@ -400,7 +409,10 @@ pub(crate) mod tests {
         let v = verifier(&key);
         let id = Uuid::new_v4();
         let expired = key.sign(&claims(id, Role::User, -3600));
-        assert_eq!(check(&v, &expired).await, Err(AuthError::Invalid("token expired")));
+        assert_eq!(
+            check(&v, &expired).await,
+            Err(AuthError::Invalid("token expired"))
+        );
 
         let mut wrong_aud = claims(id, Role::User, 60);
         wrong_aud["aud"] = json!("elsewhere");
@@ -426,7 +438,11 @@ pub(crate) mod tests {
         );
         // Unknown kid with fixed keys: no refresh, refused.
         let stranger = TestKey::new("k9");
-        assert!(check(&v, &stranger.sign(&claims(id, Role::User, 60))).await.is_err());
+        assert!(
+            check(&v, &stranger.sign(&claims(id, Role::User, 60)))
+                .await
+                .is_err()
+        );
 
         // Tampered payload: role flipped to admin.
         let good = key.sign(&claims(id, Role::User, 60));
@@ -451,7 +467,10 @@ pub(crate) mod tests {
             &EncodingKey::from_secret(b"x"),
         )
         .unwrap();
-        assert_eq!(check(&v, &hs).await, Err(AuthError::Invalid("algorithm not allowed")));
+        assert_eq!(
+            check(&v, &hs).await,
+            Err(AuthError::Invalid("algorithm not allowed"))
+        );
         assert!(check(&v, "garbage").await.is_err());
 
         // sub must be a user id.
@@ -473,9 +492,14 @@ pub(crate) mod tests {
             "Bearer realm=\"shop\", error=\"invalid_token\", error_description=\"token expired\""
         );
         let res = ApiError::from(AuthError::Missing).error_response();
-        assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer realm=\"shop\"");
         assert_eq!(
-            ApiError::from(AuthError::KeysUnavailable).error_response().status(),
+            res.headers().get("www-authenticate").unwrap(),
+            "Bearer realm=\"shop\""
+        );
+        assert_eq!(
+            ApiError::from(AuthError::KeysUnavailable)
+                .error_response()
+                .status(),
             503
         );
     }
@@ -483,9 +507,11 @@ pub(crate) mod tests {
     #[test]
     fn jwks_without_usable_keys_is_refused() {
         assert!(parse_jwks(r#"{"keys": []}"#).is_err());
-        assert!(parse_jwks(
-            r#"{"keys": [{"kty":"RSA","crv":"","x":"","kid":"a","alg":"RS256","use":"sig"}]}"#
-        )
-        .is_err());
+        assert!(
+            parse_jwks(
+                r#"{"keys": [{"kty":"RSA","crv":"","x":"","kid":"a","alg":"RS256","use":"sig"}]}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -289,7 +289,10 @@ mod tests {
         assert_eq!(c.timeout_for("orders.create"), Duration::from_secs(8));
         assert_eq!(c.rate_limits.auth_per_min, 0);
         assert!(c.trust_forwarded_for);
-        assert_eq!(c.cors_allowed_origins, vec!["http://a.test", "http://b.test"]);
+        assert_eq!(
+            c.cors_allowed_origins,
+            vec!["http://a.test", "http://b.test"]
+        );
         let c = from(&[("GATEWAY_ADDR", "127.0.0.1:7000"), ("PORT", "9000")]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:7000");
     }

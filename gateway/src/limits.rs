@@ -249,9 +249,7 @@ fn ip_key(ip: IpAddr) -> IpAddr {
 /// behind our own proxy), the last address in `X-Forwarded-For`, which is the one
 /// that proxy appended (earlier entries are whatever the client claimed).
 pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for
-        && let Some(ip) = last_forwarded(req)
-    {
+    if trust_forwarded_for && let Some(ip) = last_forwarded(req) {
         return ip;
     }
     req.peer_addr()
@@ -294,8 +292,14 @@ mod tests {
             .into_iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
             .collect();
-        assert_eq!(headers[0], ("ratelimit-policy".into(), "\"auth\";q=3;w=60".into()));
-        assert_eq!(headers[1], ("ratelimit".into(), format!("\"auth\";r=0;t={retry}")));
+        assert_eq!(
+            headers[0],
+            ("ratelimit-policy".into(), "\"auth\";q=3;w=60".into())
+        );
+        assert_eq!(
+            headers[1],
+            ("ratelimit".into(), format!("\"auth\";r=0;t={retry}"))
+        );
         assert_eq!(headers[2], ("retry-after".into(), retry.to_string()));
         assert_eq!(refused.error().code, ErrorCode::ResourceExhausted);
 
@@ -335,12 +339,21 @@ mod tests {
             .peer_addr("198.51.100.1:5000".parse().unwrap())
             .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.9"))
             .to_http_request();
-        assert_eq!(client_ip(&req, false), "198.51.100.1".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(&req, true), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(&req, false),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip(&req, true),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         let req = TestRequest::default()
             .peer_addr("198.51.100.1:5000".parse().unwrap())
             .insert_header(("X-Forwarded-For", "garbage"))
             .to_http_request();
-        assert_eq!(client_ip(&req, true), "198.51.100.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(&req, true),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -1,1 +1,10 @@
-fn main() {}
+//! The gateway binary: logging, settings from the environment, run until SIGTERM.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _telemetry = proto_msgs::telemetry::init("gateway");
+    let config = gateway::Config::from_env()?;
+    let shutdown = gateway::signal::on_signal();
+    gateway::run(config, shutdown).await?;
+    Ok(())
+}

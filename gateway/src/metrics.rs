@@ -124,7 +124,7 @@ mod tests {
         let text = m.render();
         assert!(
             text.contains(
-                r#"http_requests_total{method="GET",route="/orders/{id}",service="gateway",status="404"} 1"#
+                r#"http_requests_total{method="GET",route="/orders/{id}",status="404",service="gateway"} 1"#
             ),
             "{text}"
         );

@@ -5,7 +5,8 @@
 //!   `A-Za-z0-9` and `-_.:+/=@`), otherwise a UUID is made; it is returned in the
 //!   response header, sent in the message headers and written in error bodies.
 //! - A valid `traceparent` from the client is continued (the gateway's span is its
-//!   child), otherwise a new trace starts; each RPC gets a child of the gateway's span.
+//!   child), otherwise a new trace starts; RPCs carry the gateway's span as their
+//!   parent (with OTLP export on, the exported span's id: see proto-msgs telemetry).
 //! - Any 4xx/5xx response that is not already in the error shape (router 404, 405,
 //!   errors of extractors) is rewritten into it, so clients see one shape only.
 
@@ -29,13 +30,15 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,
-    /// The gateway's own span in the trace.
+    /// The gateway's own span in the trace: what RPCs name as their parent.
     pub trace: TraceParent,
     pub tracestate: Option<String>,
 }
 
 impl RequestMeta {
-    fn from_request(req: &ServiceRequest) -> Self {
+    /// Reads the client's ids and makes `span` the gateway's hop of the trace: a child
+    /// of the client's `traceparent`, or of a new trace when it sent none (valid).
+    fn from_request(req: &ServiceRequest) -> (String, TraceParent, Option<String>) {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let request_id = header(headers::REQUEST_ID)
             .filter(|id| sane_request_id(id))
@@ -48,12 +51,11 @@ impl RequestMeta {
             .and(header(headers::TRACESTATE))
             .filter(|s| s.len() <= 512)
             .map(str::to_owned);
-        let trace = parent.map_or_else(TraceParent::new_root, |p| p.child());
-        RequestMeta {
+        (
             request_id,
-            trace,
+            parent.unwrap_or_else(TraceParent::new_root),
             tracestate,
-        }
+        )
     }
 
     /// The context of one RPC made for this request: same request id, a child span,
@@ -61,7 +63,7 @@ impl RequestMeta {
     pub fn rpc_context(&self, actor: Option<Actor>, timeout: Duration) -> RequestContext {
         RequestContext {
             request_id: Some(self.request_id.clone()),
-            traceparent: Some(self.trace.child()),
+            traceparent: Some(self.trace.clone()),
             tracestate: self.tracestate.clone(),
             actor,
             idempotency_key: None,
@@ -80,27 +82,35 @@ pub fn sane_request_id(id: &str) -> bool {
 
 /// The middleware function (wrap with `actix_web::middleware::from_fn`).
 pub async fn telemetry(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    // Only the gateway vouches for actors (from a verified token); whatever a client
+    // sends as x-actor-* is dropped before anything else sees the request.
+    req.headers_mut().remove(headers::ACTOR_ID);
+    req.headers_mut().remove(headers::ACTOR_ROLE);
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
-    let meta = RequestMeta::from_request(&req);
+    let (request_id, incoming, tracestate) = RequestMeta::from_request(&req);
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let path = req.path().to_owned();
-    let http_req = req.request().clone();
-    req.extensions_mut().insert(meta.clone());
-
     let span = tracing::info_span!(
         "http",
-        request_id = %meta.request_id,
-        trace_id = %meta.trace.trace_id(),
+        request_id = %request_id,
+        trace_id = %incoming.trace_id(),
     );
+    proto_msgs::telemetry::link(&span, &incoming);
+    let meta = RequestMeta {
+        request_id,
+        trace: proto_msgs::telemetry::outgoing(&span, &incoming),
+        tracestate,
+    };
+    req.extensions_mut().insert(meta.clone());
     if let Some(m) = &metrics {
         m.in_flight.inc();
     }
@@ -110,7 +120,22 @@ pub async fn telemetry(
     }
     let mut res = match result {
         Ok(res) => res.map_into_boxed_body(),
-        Err(err) => ServiceResponse::from_err(err, http_req),
+        Err(err) => {
+            // Rare (the layers below answer errors as responses); actix renders this
+            // one itself, so the error carries the request id in its body.
+            let status = err.as_response_error().status_code();
+            let api = err.as_error::<ApiError>().cloned().unwrap_or_else(|| {
+                let _enter = span.enter();
+                ApiError::from_status(status, &method, &path)
+            });
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if let Some(m) = &metrics {
+                m.http_request(&route, &method, status.as_u16(), started.elapsed());
+            }
+            let _enter = span.enter();
+            tracing::info!(%method, %route, status = status.as_u16(), latency_ms, "http request");
+            return Err(api.with_request_id(&meta.request_id).into());
+        }
     };
 
     let status = res.status();
@@ -128,8 +153,10 @@ pub async fn telemetry(
             });
         let body = err.body(Some(&meta.request_id));
         res = res.map_body(|head, _| {
-            head.headers
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            head.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             BoxBody::new(body)
         });
     }
@@ -176,17 +203,19 @@ mod tests {
     }
 
     #[test]
-    fn rpc_context_is_a_child_of_the_request() {
+    fn rpc_context_continues_the_trace() {
+        let incoming = TraceParent::new_root();
+        let span = tracing::info_span!("http");
         let meta = RequestMeta {
             request_id: "r1".into(),
-            trace: TraceParent::new_root(),
+            trace: proto_msgs::telemetry::outgoing(&span, &incoming),
             tracestate: None,
         };
         let ctx = meta.rpc_context(None, Duration::from_secs(5));
         assert_eq!(ctx.request_id.as_deref(), Some("r1"));
         let tp = ctx.traceparent.unwrap();
-        assert_eq!(tp.trace_id(), meta.trace.trace_id());
-        assert_ne!(tp.span_id(), meta.trace.span_id());
+        assert_eq!(tp.trace_id(), incoming.trace_id());
+        assert_ne!(tp.span_id(), incoming.span_id());
         assert!(ctx.deadline.is_some());
     }
 }

@@ -20,6 +20,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Default filter: our crates at info, noisy dependencies quieter.
 pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,lapin=warn,amq_protocol=warn,opentelemetry=warn";
 
+/// Directive that keeps returned-message bodies out of the logs.
+const SILENCE_RETURNED_BODIES: &str = "lapin::returned_messages=error";
+
 /// Keeps the span exporter alive; dropping it flushes what is buffered.
 #[must_use = "dropping the guard stops span export"]
 pub struct TelemetryGuard {
@@ -42,6 +45,13 @@ impl Drop for TelemetryGuard {
 pub fn init(service: &str) -> TelemetryGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // lapin logs the body of a returned (unroutable) message at WARN: that body can hold
+    // a password (a register call while user-svc is down). Never log it, even when
+    // RUST_LOG asks for lapin's warnings.
+    let filter = match SILENCE_RETURNED_BODIES.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let provider = otlp_provider(service);
     let otel_layer = provider

@@ -257,3 +257,86 @@ async fn graceful_stop_answers_what_it_holds() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_queue_without_consumers_is_unavailable_at_once_and_recovers() {
+    let bus = TestBus::new();
+    let client = client(&bus).await;
+    let stop = CancellationToken::new();
+    let server = echo_server(&bus, stop.clone()).await;
+    let v: Echo = client
+        .call(
+            "echo.echo",
+            &Echo {
+                n: 1,
+                text: "a".into(),
+            },
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.n, 1);
+    // The server stops; its durable queue stays, with no consumer.
+    stop.cancel();
+    server.stopped().await;
+    let started = Instant::now();
+    let mut fast_unavailable = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        let t = Instant::now();
+        let err = client
+            .call::<_, Echo>(
+                "echo.echo",
+                &Echo {
+                    n: 2,
+                    text: "b".into(),
+                },
+                &RequestContext::new(),
+            )
+            .await
+            .unwrap_err();
+        if err.code == ErrorCode::Unavailable && t.elapsed() < Duration::from_secs(1) {
+            fast_unavailable = true;
+            break;
+        }
+        assert!(
+            matches!(
+                err.code,
+                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
+            ),
+            "{err}"
+        );
+    }
+    assert!(
+        fast_unavailable,
+        "a call to a queue nobody consumes fails fast"
+    );
+    // A new instance comes back: calls succeed again shortly.
+    let stop = CancellationToken::new();
+    let server = echo_server(&bus, stop.clone()).await;
+    let started = Instant::now();
+    loop {
+        match client
+            .call::<_, Echo>(
+                "echo.echo",
+                &Echo {
+                    n: 3,
+                    text: "c".into(),
+                },
+                &RequestContext::new(),
+            )
+            .await
+        {
+            Ok(v) => {
+                assert_eq!(v.n, 3);
+                break;
+            }
+            Err(e) => assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "not back after 5 s: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    server.stopped().await;
+}

@@ -36,11 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(orders::create))
                 .route(web::get().to(orders::list)),
         )
-        .service(web::resource("/orders/user/{user_id}").route(web::get().to(orders::list_for_user)))
-        .service(web::resource("/orders/{id}").route(web::get().to(orders::get)))
         .service(
-            web::resource("/orders/{id}/status").route(web::patch().to(orders::update_status)),
+            web::resource("/orders/user/{user_id}").route(web::get().to(orders::list_for_user)),
         )
+        .service(web::resource("/orders/{id}").route(web::get().to(orders::get)))
+        .service(web::resource("/orders/{id}/status").route(web::patch().to(orders::update_status)))
         .service(web::resource("/health").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(metrics::gateway)))
@@ -56,8 +56,12 @@ async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Unknown routes: 404 in the error shape.
-pub async fn not_found(req: HttpRequest) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.path()))
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// The bus, as a handler sees it: the shared client plus this request's ids.
@@ -75,12 +79,19 @@ impl FromRequest for Bus {
         let meta = req.extensions().get::<RequestMeta>().cloned();
         ready(match (state, meta) {
             (Some(state), Some(meta)) => Ok(Bus { state, meta }),
-            _ => Err(ApiError::internal("bus extractor used outside the gateway app")),
+            _ => Err(ApiError::internal(
+                "bus extractor used outside the gateway app",
+            )),
         })
     }
 }
 
 impl Bus {
+    /// This request's id.
+    pub fn request_id(&self) -> &str {
+        &self.meta.request_id
+    }
+
     /// The context for a call to `method`: request id, child span, actor, deadline.
     pub fn context(&self, method: &str, actor: Option<Actor>) -> RequestContext {
         self.meta
@@ -117,7 +128,10 @@ impl Data {
 
     pub fn respond(self, status: StatusCode) -> HttpResponse {
         HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
             .body(self.0)
     }
 
@@ -157,8 +171,8 @@ mod tests {
         assert_eq!(&data.0[..], br#"{"id": 1, "s": "x\"y"}"#);
         let data = data_of(br#"{"data":null}"#.to_vec()).unwrap();
         assert_eq!(&data.0[..], b"null");
-        let err = data_of(br#"{"error":{"code":"not_found","message":"no"}}"#.to_vec())
-            .unwrap_err();
+        let err =
+            data_of(br#"{"error":{"code":"not_found","message":"no"}}"#.to_vec()).unwrap_err();
         assert_eq!(err.code, proto_msgs::ErrorCode::NotFound);
         let err = data_of(b"not json".to_vec()).unwrap_err();
         assert_eq!(err.code, proto_msgs::ErrorCode::Internal);

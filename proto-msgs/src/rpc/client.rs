@@ -6,7 +6,11 @@
 //!   `deadline_exceeded`.
 //! - Requests are published `mandatory` on a confirm channel: when no queue is bound for
 //!   the method the broker returns the message and the call fails with `unavailable`
-//!   at once instead of waiting for its deadline.
+//!   at once instead of waiting for its deadline. A durable `<service>.rpc` queue
+//!   outlives its consumers, so the client also watches each queue it calls (a passive
+//!   declare on a side channel, on first use and then every 500 ms, and again before
+//!   refusing a call): a call to a queue nobody consumes fails with `unavailable` at
+//!   once too.
 //! - When the connection dies, every waiting call fails with `unavailable` at once, new
 //!   calls fail fast until a supervisor task has reconnected.
 
@@ -91,6 +95,21 @@ struct Session {
     channel: Channel,
     reply_to: String,
     generation: u64,
+    /// Side channel for passive declares: a 404 closes it, never the publishing one.
+    probe: tokio::sync::Mutex<Option<Channel>>,
+}
+
+/// How often watched queues are checked for consumers.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// A "no consumer" finding older than this is checked again before it fails a call, so
+/// a service that just came back is not refused for long. Only the failure path pays.
+const PROBE_FRESH: Duration = Duration::from_millis(100);
+
+/// What the last probe of a queue found.
+#[derive(Debug, Clone, Copy)]
+struct QueueWatch {
+    consumers: u32,
+    checked: Instant,
 }
 
 struct Inner {
@@ -99,6 +118,8 @@ struct Inner {
     rpc_exchange: String,
     session: RwLock<Option<Arc<Session>>>,
     waiters: DashMap<String, Waiter>,
+    /// `<service>.rpc` queue name → consumers seen by the last probe.
+    queues: DashMap<String, QueueWatch>,
     generation: AtomicU64,
     connected: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -149,6 +170,7 @@ impl RpcClient {
                 config,
                 session: RwLock::new(None),
                 waiters: DashMap::new(),
+                queues: DashMap::new(),
                 generation: AtomicU64::new(0),
                 connected,
                 shutdown: CancellationToken::new(),
@@ -229,6 +251,7 @@ impl RpcClient {
         let session = self.inner.current_session().ok_or_else(|| {
             RpcError::unavailable("not connected to the message broker; try again shortly")
         })?;
+        self.inner.check_consumers(&session, method).await?;
 
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
@@ -362,6 +385,38 @@ fn request_properties(
 }
 
 impl Inner {
+    /// `<service>.rpc` for `<service>.<method>`.
+    fn queue_of(&self, method: &str) -> String {
+        let service = method.split('.').next().unwrap_or(method);
+        self.bus.topology.rpc_queue(service)
+    }
+
+    /// Fails at once when the method's queue is known to have no consumer.
+    async fn check_consumers(&self, session: &Session, method: &str) -> Result<(), RpcError> {
+        let queue = self.queue_of(method);
+        let cached = self.queues.get(&queue).map(|w| *w);
+        let watch = match cached {
+            Some(watch) if watch.consumers > 0 || watch.checked.elapsed() < PROBE_FRESH => watch,
+            // Never looked (first call to this service) or "nobody" a while ago: look
+            // now, one round trip; the background prober keeps it fresh afterwards.
+            _ => {
+                let watch = QueueWatch {
+                    consumers: probe(session, &queue).await.unwrap_or(u32::MAX),
+                    checked: Instant::now(),
+                };
+                self.queues.insert(queue.clone(), watch);
+                watch
+            }
+        };
+        if watch.consumers == 0 {
+            let service = method.split('.').next().unwrap_or(method);
+            return Err(RpcError::unavailable(format!(
+                "no instance of the {service} service is running (nothing consumes {queue})"
+            )));
+        }
+        Ok(())
+    }
+
     fn current_session(&self) -> Option<Arc<Session>> {
         self.session.read().ok().and_then(|s| s.clone())
     }
@@ -451,9 +506,74 @@ async fn establish(inner: &Inner) -> Result<(Arc<Session>, Consumer), BusError> 
             channel,
             reply_to,
             generation,
+            probe: tokio::sync::Mutex::new(None),
         }),
         consumer,
     ))
+}
+
+/// Consumers of `queue`: `Some(0)` when the queue does not exist, `None` when the
+/// probe itself failed (unknown: the call goes ahead).
+async fn probe(session: &Session, queue: &str) -> Option<u32> {
+    let mut slot = session.probe.lock().await;
+    let channel = match slot.as_ref() {
+        Some(ch) if ch.status().connected() => ch.clone(),
+        _ => {
+            let ch = session.connection.create_channel().await.ok()?;
+            *slot = Some(ch.clone());
+            ch
+        }
+    };
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match declared {
+        Ok(q) => Some(q.consumer_count()),
+        Err(err) => {
+            // The broker closes the channel after a failed passive declare.
+            *slot = None;
+            match err.kind() {
+                lapin::ErrorKind::ProtocolError(e)
+                    if e.get_id() == lapin::protocol::AMQPSoftError::NOTFOUND.get_id() =>
+                {
+                    Some(0)
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Re-checks every watched queue while `session` is the live one.
+async fn prober(inner: Arc<Inner>, session: Arc<Session>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PROBE_INTERVAL) => {}
+            _ = inner.shutdown.cancelled() => return,
+        }
+        if inner.current_session().map(|s| s.generation) != Some(session.generation) {
+            return;
+        }
+        let queues: Vec<String> = inner.queues.iter().map(|e| e.key().clone()).collect();
+        for queue in queues {
+            if let Some(consumers) = probe(&session, &queue).await {
+                inner.queues.insert(
+                    queue,
+                    QueueWatch {
+                        consumers,
+                        checked: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
 }
 
 /// Keeps a session alive: routes replies, and on loss fails waiters and reconnects.
@@ -486,7 +606,8 @@ async fn supervise(inner: Arc<Inner>, first: Option<(Arc<Session>, Consumer)>) {
         };
         backoff = Backoff::default();
         let generation = session.generation;
-        inner.install(session);
+        inner.install(session.clone());
+        tokio::spawn(prober(inner.clone(), session));
 
         loop {
             let next_reply = tokio::select! {

@@ -1,0 +1,285 @@
+//! Each route becomes exactly one RPC with the right method, body and context.
+
+use crate::common::{Gw, Stubs, TestKey, json_of};
+use proto_msgs::Role;
+use proto_msgs::testing::TestBus;
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn every_route_maps_to_its_method() {
+    let bus = TestBus::new();
+    let key = TestKey::new("k1");
+    let stubs = Stubs::start(&bus, &key).await;
+    let gw = Gw::with_key(&bus, &key).await;
+    let me = Uuid::new_v4();
+    let token = key.token(me, Role::User);
+    let other = Uuid::new_v4();
+    let order = Uuid::new_v4();
+
+    let res = gw
+        .post("/users/register")
+        .json(&json!({"email": "a@b.c", "password": "secret123", "name": "A", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (_, body) = json_of(res).await;
+    assert_eq!(body["method"], "users.register");
+    assert_eq!(
+        body["body"],
+        json!({"email": "a@b.c", "password": "secret123", "name": "A"})
+    );
+    assert_eq!(body["actor"], json!(null));
+    assert_eq!(location, format!("/users/{}", body["id"].as_str().unwrap()));
+
+    let (status, body) = json_of(
+        gw.post("/users/login")
+            .json(&json!({"email": "a@b.c", "password": "secret123"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["method"].as_str()),
+        (200, Some("users.login"))
+    );
+    assert_eq!(body["body"]["email"], "a@b.c");
+
+    let actor = json!({"id": me, "role": "user"});
+    for path in ["/users/me", "/users/profile"] {
+        let (status, body) = json_of(gw.get(path).bearer_auth(&token).send().await.unwrap()).await;
+        assert_eq!(
+            (status, &body["method"]),
+            (200, &json!("users.me")),
+            "{path}"
+        );
+        assert_eq!(body["actor"], actor);
+    }
+    let (status, body) = json_of(
+        gw.patch("/users/me")
+            .bearer_auth(&token)
+            .json(&json!({"name": "B"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["method"]), (200, &json!("users.update")));
+    assert_eq!(body["body"], json!({"name": "B"}));
+    assert_eq!(body["actor"], actor);
+
+    let (status, body) = json_of(
+        gw.get(&format!("/users/{other}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["method"]), (200, &json!("users.get")));
+    assert_eq!(body["body"], json!({"id": other}));
+
+    let res = gw
+        .post("/orders")
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "retry-me-1")
+        .json(
+            &json!({"items": [{"name": "Product", "price": 100, "quantity": 2}], "user_id": other}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (_, body) = json_of(res).await;
+    assert_eq!(body["method"], "orders.create");
+    assert_eq!(
+        body["body"],
+        json!({"items": [{"name": "Product", "price": "100.00", "quantity": 2}]})
+    );
+    assert_eq!(body["idempotency_key"], "retry-me-1");
+    assert_eq!(body["actor"], actor);
+    assert_eq!(
+        location,
+        format!("/orders/{}", body["id"].as_str().unwrap())
+    );
+
+    let res = gw
+        .post("/orders")
+        .bearer_auth(&token)
+        .header("X-Idempotency-Key", "retry-me-2")
+        .json(&json!({"items": [{"name": "P", "price": "1.50", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = json_of(res).await;
+    assert_eq!(body["idempotency_key"], "retry-me-2");
+
+    let (status, body) = json_of(
+        gw.get("/orders?status=confirmed&limit=5&cursor=abc&ignored=1")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["method"]), (200, &json!("orders.list")));
+    assert_eq!(
+        body["body"],
+        json!({"status": "CONFIRMED", "limit": 5, "cursor": "abc"})
+    );
+
+    let (_, body) = json_of(
+        gw.get(&format!("/orders?user_id={other}&offset=20"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["body"], json!({"user_id": other, "offset": 20}));
+
+    let (_, body) = json_of(
+        gw.get(&format!("/orders/user/{other}?limit=3"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["method"], "orders.list");
+    assert_eq!(body["body"], json!({"user_id": other, "limit": 3}));
+
+    let (status, body) = json_of(
+        gw.get(&format!("/orders/{order}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["method"]), (200, &json!("orders.get")));
+    assert_eq!(body["body"], json!({"id": order}));
+
+    let (status, body) = json_of(
+        gw.patch(&format!("/orders/{order}/status"))
+            .bearer_auth(&token)
+            .json(&json!({"status": "cancelled"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["method"]),
+        (200, &json!("orders.update_status"))
+    );
+    assert_eq!(body["body"], json!({"id": order, "status": "CANCELLED"}));
+
+    gw.stop().await;
+    stubs.stop().await;
+}
+
+#[tokio::test]
+async fn actor_comes_from_the_token_only() {
+    let bus = TestBus::new();
+    let key = TestKey::new("k1");
+    let stubs = Stubs::start(&bus, &key).await;
+    let gw = Gw::with_key(&bus, &key).await;
+    let me = Uuid::new_v4();
+    let (status, body) = json_of(
+        gw.get("/users/me")
+            .bearer_auth(key.token(me, Role::User))
+            .header("x-actor-id", Uuid::new_v4().to_string())
+            .header("x-actor-role", "admin")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["actor"], json!({"id": me, "role": "user"}));
+
+    // Headers alone vouch for nobody.
+    let res = gw
+        .get("/users/me")
+        .header("x-actor-id", me.to_string())
+        .header("x-actor-role", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Login and register never carry an actor, even with a token.
+    let (_, body) = json_of(
+        gw.post("/users/login")
+            .bearer_auth(key.token(me, Role::Admin))
+            .json(&json!({"email": "a@b.c", "password": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["actor"], json!(null));
+    gw.stop().await;
+    stubs.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_and_traces_travel_to_the_service() {
+    let bus = TestBus::new();
+    let key = TestKey::new("k1");
+    let stubs = Stubs::start(&bus, &key).await;
+    let gw = Gw::with_key(&bus, &key).await;
+    let token = key.token(Uuid::new_v4(), Role::User);
+
+    let res = gw
+        .get("/users/me")
+        .bearer_auth(&token)
+        .header("X-Request-Id", "client-req-42")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "client-req-42");
+    let (_, body) = json_of(res).await;
+    assert_eq!(body["request_id"], "client-req-42");
+    assert_eq!(body["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+
+    // An unsafe id is replaced by one of ours; a bad traceparent starts a new trace.
+    let res = gw
+        .get("/users/me")
+        .bearer_auth(&token)
+        .header("X-Request-Id", "bad id with spaces")
+        .header("traceparent", "00-nonsense")
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(Uuid::parse_str(&id).is_ok(), "{id}");
+    let (_, body) = json_of(res).await;
+    assert_eq!(body["request_id"], id.as_str());
+    assert_eq!(body["trace_id"].as_str().unwrap().len(), 32);
+
+    // Errors carry the id too.
+    let res = gw
+        .get("/nowhere")
+        .header("X-Request-Id", "client-req-43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "client-req-43");
+    let (status, body) = json_of(res).await;
+    assert_eq!(
+        (status, &body["request_id"]),
+        (404, &json!("client-req-43"))
+    );
+    gw.stop().await;
+    stubs.stop().await;
+}
