@@ -149,6 +149,7 @@ impl EventConsumer {
         let topology = self.bus.topology.clone();
         let service = self.service.clone();
         let state = Arc::new(ConsumerState {
+            service: self.service.clone(),
             handlers: self.handlers,
             retry: self.retry,
             observer: self.observer,
@@ -197,6 +198,7 @@ impl RunningConsumer {
 }
 
 struct ConsumerState {
+    service: String,
     handlers: HashMap<String, EventHandler>,
     retry: RetryPolicy,
     observer: Option<Arc<dyn EventObserver>>,
@@ -231,6 +233,7 @@ impl ConsumerState {
         let trace = event.trace();
         let span = tracing::info_span!(
             "event",
+            service = %self.service,
             event_type = %event_type,
             event_id = %event.id,
             trace_id = %trace.as_ref().map(|t| t.trace_id()).unwrap_or_default(),
@@ -239,8 +242,9 @@ impl ConsumerState {
             crate::telemetry::link(&span, parent);
         }
         let verdict = self.apply(event).instrument(span.clone()).await;
-        let _enter = span.enter();
-        self.finish(&delivery, &event_type, verdict, started).await;
+        self.finish(&delivery, &event_type, verdict, started)
+            .instrument(span)
+            .await;
     }
 
     async fn apply(&self, event: CloudEvent<serde_json::Value>) -> Verdict {
