@@ -96,10 +96,14 @@ native_up() {
   mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs" "$RUN_DIR/keys"
   export AMQP_URL APP_ENV=${APP_ENV:-development} LOG_FORMAT=${LOG_FORMAT:-pretty}
   export ADMIN_EMAIL=${ADMIN_EMAIL:-admin@example.com} ADMIN_PASSWORD=${ADMIN_PASSWORD:-admin-password}
-  start_one user-svc "$bin" DATABASE_URL="${USERS_DATABASE_URL:-$PG_URL/$USERS_DB}" \
+  # Per-service broker accounts (least privilege, see deploy/rabbitmq) when given.
+  start_one user-svc "$bin" AMQP_URL="${USER_SVC_AMQP_URL:-$AMQP_URL}" \
+    DATABASE_URL="${USERS_DATABASE_URL:-$PG_URL/$USERS_DB}" \
     JWT_DEV_KEY_FILE="${JWT_DEV_KEY_FILE:-$RUN_DIR/keys/user-svc-ed25519.pem}"
-  start_one order-svc "$bin" DATABASE_URL="${ORDERS_DATABASE_URL:-$PG_URL/$ORDERS_DB}"
-  start_one gateway "$bin" GATEWAY_ADDR="${GATEWAY_ADDR:-0.0.0.0:$GATEWAY_PORT}"
+  start_one order-svc "$bin" AMQP_URL="${ORDER_SVC_AMQP_URL:-$AMQP_URL}" \
+    DATABASE_URL="${ORDERS_DATABASE_URL:-$PG_URL/$ORDERS_DB}"
+  start_one gateway "$bin" AMQP_URL="${GATEWAY_AMQP_URL:-$AMQP_URL}" \
+    GATEWAY_ADDR="${GATEWAY_ADDR:-0.0.0.0:$GATEWAY_PORT}"
   say "waiting for http://127.0.0.1:$GATEWAY_PORT/health/ready"
   if ! wait_ready; then native_down; return 1; fi
   banner "guest / guest"

@@ -3,95 +3,23 @@
 
 use proto_msgs::testing::{TestBus, management_url};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use svc_kit::testing::TestDb;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Runs `make <target>` with this test's environment.
-struct System {
-    env: Vec<(String, String)>,
-    run_dir: PathBuf,
-}
-
-impl System {
-    fn make(&self, target: &str) -> Output {
-        Command::new("make")
-            .arg("-s")
-            .arg(target)
-            .current_dir(workspace())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("run make")
-    }
-
-    fn pids(&self) -> Vec<i32> {
-        std::fs::read_dir(self.run_dir.join("pids"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                    .filter_map(|p| p.trim().parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        // Whatever happened, stop what we started.
-        let _ = self.make("down");
-        let _ = std::fs::remove_dir_all(&self.run_dir);
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use system_tests::make::{MakeSystem, alive, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn make_up_runs_the_main_flow_and_make_down_leaves_nothing() {
     let bus = TestBus::new();
     let users_db = TestDb::new().await;
     let orders_db = TestDb::new().await;
-    let port = free_port();
-    let run_dir = std::env::temp_dir().join(format!("shop-e2e-{}", uuid::Uuid::new_v4().simple()));
     let admin_password = "e2e-admin-password";
-    let system = System {
-        env: vec![
-            ("RUN_DIR".into(), run_dir.display().to_string()),
-            ("GATEWAY_PORT".into(), port.to_string()),
-            ("BUILD_PROFILE".into(), "dev".into()),
-            ("USERS_DB".into(), users_db.name.clone()),
-            ("ORDERS_DB".into(), orders_db.name.clone()),
-            ("BUS_PREFIX".into(), bus.topology().prefix().to_owned()),
-            ("ADMIN_EMAIL".into(), "e2e-admin@example.com".into()),
-            ("ADMIN_PASSWORD".into(), admin_password.into()),
-            ("BCRYPT_COST".into(), "4".into()),
-            ("SHOP_NATIVE".into(), "1".into()),
-        ],
-        run_dir: run_dir.clone(),
-    };
+    let system = MakeSystem::new(vec![
+        ("USERS_DB".into(), users_db.name.clone()),
+        ("ORDERS_DB".into(), orders_db.name.clone()),
+        ("BUS_PREFIX".into(), bus.topology().prefix().to_owned()),
+        ("ADMIN_EMAIL".into(), "e2e-admin@example.com".into()),
+        ("ADMIN_PASSWORD".into(), admin_password.into()),
+    ]);
 
     let up = system.make("up");
     assert!(up.status.success(), "make up failed:\n{}", text(&up));
@@ -108,7 +36,7 @@ async fn make_up_runs_the_main_flow_and_make_down_leaves_nothing() {
     );
     assert!(text(&system.make("ps")).contains("running"));
 
-    let base = format!("http://127.0.0.1:{port}");
+    let base = system.base_url();
     let http = reqwest::Client::new();
     let email = format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple());
     let r = http
@@ -227,7 +155,7 @@ async fn make_up_runs_the_main_flow_and_make_down_leaves_nothing() {
     }
     assert!(system.pids().is_empty(), "pid files removed");
     assert!(text(&system.make("ps")).contains("stopped"));
-    let graceful = std::fs::read_to_string(run_dir.join("logs/order-svc.log")).unwrap_or_default();
+    let graceful = system.log("order-svc");
     assert!(
         graceful.contains("stopped"),
         "order-svc shut down gracefully:\n{graceful}"
