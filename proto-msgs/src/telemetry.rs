@@ -3,7 +3,8 @@
 //! - `LOG_FORMAT=json` gives one JSON object per line with the fields of every open span
 //!   (request id, trace id); anything else is human-readable. Levels from `RUST_LOG`.
 //! - When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP/HTTP
-//!   (e.g. to Jaeger on `http://jaeger:4318`). [`link`] and [`outgoing`] make each hop's
+//!   (e.g. to Jaeger on `http://jaeger:4318`); `OTEL_TRACES_FILTER` picks the exported
+//!   spans (default: info), independent of the log level. [`link`] and [`outgoing`] make each hop's
 //!   span a child of the `traceparent` it received and send its own span id onwards, so
 //!   one trace runs from the HTTP call through the bus, the services and their events.
 
@@ -14,6 +15,7 @@ use opentelemetry::trace::{
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -54,22 +56,31 @@ pub fn init(service: &str) -> TelemetryGuard {
     };
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let provider = otlp_provider(service);
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_owned())));
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
-    let result = if json {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(true),
-            )
-            .try_init()
+    // Each output has its own filter: turning the logs down (RUST_LOG=warn) must not
+    // silently turn span export off.
+    let otel_layer = provider.as_ref().map(|p| {
+        let spans = std::env::var("OTEL_TRACES_FILTER")
+            .ok()
+            .and_then(|f| EnvFilter::try_new(f).ok())
+            .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service.to_owned()))
+            .with_filter(spans)
+    });
+    let fmt_layer = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_filter(filter)
+            .boxed()
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        tracing_subscriber::fmt::layer().with_filter(filter).boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(fmt_layer)
+        .try_init();
     if result.is_ok() {
         tracing::info!(service, otlp = provider.is_some(), "telemetry initialised");
     }
