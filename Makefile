@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
+.PHONY: bench bench-soak help up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ lint: ## rustfmt and clippy, as CI runs them
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+bench: ## Benchmark the whole system over HTTP (release build on its own port; figures, not a test)
+	@scripts/bench.sh
+
+bench-soak: ## `make bench` plus a 5-minute soak reporting each process's memory
+	@BENCH_SOAK_SECS=$${BENCH_SOAK_SECS:-300} scripts/bench.sh
 
 bench-rpc: ## RPC echo round trips: proto-msgs vs a bare lapin pair (figures, not a test)
 	$(CARGO) run --release --locked -q -p system-tests --bin shop-bench -- rpc

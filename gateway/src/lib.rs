@@ -13,7 +13,7 @@
 //! - [`limits`]: `governor` rate limiters with the IETF `RateLimit` headers.
 //! - [`error`]: [`error::ApiError`], the single mapping of bus errors to HTTP.
 //! - [`metrics`]: the gateway's Prometheus registry; [`openapi`]: `/openapi.json`, `/docs`.
-//! - [`state`]: what handlers share; [`signal`]: SIGTERM / Ctrl-C as a shutdown token.
+//! - [`state`]: what handlers share (SIGTERM handling is `proto_msgs::shutdown`).
 //!
 //! [`start`] binds and returns at once (the bus connects in the background: 503 until
 //! it does); cancelling the shutdown token stops accepting, drains in-flight requests,
@@ -27,7 +27,6 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
-pub mod signal;
 pub mod state;
 pub mod telemetry;
 

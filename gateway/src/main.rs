@@ -4,7 +4,7 @@
 async fn main() -> anyhow::Result<()> {
     let _telemetry = proto_msgs::telemetry::init("gateway");
     let config = gateway::Config::from_env()?;
-    let shutdown = gateway::signal::on_signal();
+    let shutdown = proto_msgs::shutdown::on_signal();
     gateway::run(config, shutdown).await?;
     Ok(())
 }

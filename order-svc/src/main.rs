@@ -7,7 +7,7 @@ async fn main() -> ExitCode {
     // Held to the end: dropping it flushes exported spans.
     let _telemetry = proto_msgs::telemetry::init("order-svc");
     let result = match order_svc::Config::from_env() {
-        Ok(config) => order_svc::run(config, svc_kit::shutdown::on_signal())
+        Ok(config) => order_svc::run(config, proto_msgs::shutdown::on_signal())
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),

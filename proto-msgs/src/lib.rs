@@ -13,7 +13,8 @@
 //! - [`events`]: CloudEvents envelope, confirmed publisher, consumer with retries + DLQ.
 //! - [`users`], [`orders`]: request, reply and event types of each service.
 //! - [`config`]: broker settings from the environment; [`trace`]: W3C `traceparent`;
-//!   [`telemetry`]: logging set-up shared by every binary.
+//!   [`telemetry`]: logging and tracing set-up shared by every binary; [`shutdown`]:
+//!   SIGTERM / Ctrl-C as the cancellation token every component takes.
 //!
 //! Reconnects are supervised here: consumers and clients survive a broker restart
 //! without their process restarting.
@@ -26,6 +27,7 @@ pub mod events;
 pub mod money;
 pub mod orders;
 pub mod rpc;
+pub mod shutdown;
 mod supervise;
 pub mod telemetry;
 pub mod topology;

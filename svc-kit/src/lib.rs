@@ -8,7 +8,6 @@
 //!   redelivered event has no second effect.
 //! - [`migration`]: the tables behind outbox and inbox, for each service's migrator.
 //! - [`metrics`]: Prometheus metrics fed by the bus observers, served over the bus.
-//! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 //! - `testing` (feature): a fresh database per test.
 
 pub mod db;
@@ -16,7 +15,6 @@ pub mod inbox;
 pub mod metrics;
 pub mod migration;
 pub mod outbox;
-pub mod shutdown;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -95,3 +95,76 @@ pub async fn ok(resp: Result<reqwest::Response, reqwest::Error>) -> bool {
         Err(_) => false,
     }
 }
+
+/// The seeds' checklist over HTTP: register → login → create an order → list → get →
+/// the admin confirms it → the owner's profile shows it in `order_stats` (within 15 s:
+/// the stats arrive through events). Returns the order.
+pub async fn main_flow(
+    http: &reqwest::Client,
+    base: &str,
+    admin_email: &str,
+    admin_password: &str,
+) -> anyhow::Result<Value> {
+    let session = Session::new(base, http.clone()).await?;
+    let resp = http
+        .post(format!("{base}/orders"))
+        .bearer_auth(&session.token)
+        .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
+        .send()
+        .await?;
+    if resp.status().as_u16() != 201 {
+        bail!("create order answered {}", resp.status());
+    }
+    let order: Value = resp.json().await?;
+    if order["total"] != "200.00" || order["status"] != "PENDING" {
+        bail!("unexpected order {order}");
+    }
+    let id = order["id"].as_str().context("order id")?.to_owned();
+    let list: Value = http
+        .get(format!("{base}/orders"))
+        .bearer_auth(&session.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    if list["orders"][0]["id"] != id.as_str() {
+        bail!("the new order is not first in the list: {list}");
+    }
+    let got: Value = http
+        .get(format!("{base}/orders/{id}"))
+        .bearer_auth(&session.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    if got["id"] != id.as_str() {
+        bail!("get order answered {got}");
+    }
+    let admin = login(http, base, admin_email, admin_password).await?;
+    let resp = http
+        .patch(format!("{base}/orders/{id}/status"))
+        .bearer_auth(&admin)
+        .json(&json!({"status": "CONFIRMED"}))
+        .send()
+        .await?;
+    if resp.status().as_u16() != 200 {
+        bail!("admin confirm answered {}", resp.status());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let me: Value = http
+            .get(format!("{base}/users/me"))
+            .bearer_auth(&session.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if me["order_stats"]["order_count"] == 1 && me["order_stats"]["total_spent"] == "200.00" {
+            return Ok(got);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the profile never showed the order in order_stats: {me}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

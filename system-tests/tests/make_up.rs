@@ -2,8 +2,7 @@
 //! own port, run directory, databases and broker names, then the main flow over HTTP.
 
 use proto_msgs::testing::{TestBus, management_url};
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use serde_json::Value;
 use svc_kit::testing::TestDb;
 use system_tests::make::{MakeSystem, alive, text};
 
@@ -38,71 +37,9 @@ async fn make_up_runs_the_main_flow_and_make_down_leaves_nothing() {
 
     let base = system.base_url();
     let http = reqwest::Client::new();
-    let email = format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple());
-    let r = http
-        .post(format!("{base}/users/register"))
-        .json(&json!({"email": email, "password": "e2e-password-1", "name": "E2E"}))
-        .send()
+    system_tests::http::main_flow(&http, &base, "e2e-admin@example.com", admin_password)
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let token = system_tests::http::login(&http, &base, &email, "e2e-password-1")
-        .await
-        .unwrap();
-    let r = http
-        .post(format!("{base}/orders"))
-        .bearer_auth(&token)
-        .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let order: Value = r.json().await.unwrap();
-    assert_eq!(order["total"], "200.00");
-    let list: Value = http
-        .get(format!("{base}/orders"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["orders"][0]["id"], order["id"]);
-    let admin = system_tests::http::login(&http, &base, "e2e-admin@example.com", admin_password)
-        .await
-        .unwrap();
-    let r = http
-        .patch(format!(
-            "{base}/orders/{}/status",
-            order["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&admin)
-        .json(&json!({"status": "CONFIRMED"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let me: Value = http
-            .get(format!("{base}/users/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if me["order_stats"]["order_count"] == 1 && me["order_stats"]["total_spent"] == "200.00" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "profile stats never showed the order: {me}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 
     // The queues and exchanges of DESIGN.md, as the management API sees them.
     let mgmt = management_url();

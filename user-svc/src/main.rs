@@ -4,6 +4,6 @@
 async fn main() -> anyhow::Result<()> {
     let _telemetry = proto_msgs::telemetry::init("user-svc");
     let config = user_svc::Config::from_env()?;
-    user_svc::run(config, svc_kit::shutdown::on_signal()).await?;
+    user_svc::run(config, proto_msgs::shutdown::on_signal()).await?;
     Ok(())
 }

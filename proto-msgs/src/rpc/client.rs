@@ -8,7 +8,7 @@
 //!   the method the broker returns the message and the call fails with `unavailable`
 //!   at once instead of waiting for its deadline. A durable `<service>.rpc` queue
 //!   outlives its consumers, so the client also watches each queue it calls (a passive
-//!   declare on a side channel, on first use and then every 500 ms, and again before
+//!   declare on a side channel, on first use and then every 250 ms, and again before
 //!   refusing a call): a call to a queue nobody consumes fails with `unavailable` at
 //!   once too.
 //! - When the connection dies, every waiting call fails with `unavailable` at once, new
@@ -100,7 +100,7 @@ struct Session {
 }
 
 /// How often watched queues are checked for consumers.
-const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// A "no consumer" finding older than this is checked again before it fails a call, so
 /// a service that just came back is not refused for long. Only the failure path pays.
 const PROBE_FRESH: Duration = Duration::from_millis(100);
@@ -545,7 +545,10 @@ async fn probe(session: &Session, queue: &str) -> Option<u32> {
                 {
                     Some(0)
                 }
-                _ => None,
+                _ => {
+                    tracing::warn!(%queue, error = %err, "cannot check the queue for consumers; calls to it go ahead");
+                    None
+                }
             }
         }
     }

@@ -1,7 +1,6 @@
-//! SIGTERM / Ctrl-C as a cancellation token. (svc-kit has the same few lines; the
-//! gateway does not link svc-kit, which would pull in the database stack.)
+//! Graceful shutdown: one token, cancelled on SIGTERM or Ctrl-C, handed to every task.
 
-use proto_msgs::CancellationToken;
+use tokio_util::sync::CancellationToken;
 
 /// A token that is cancelled when the process receives SIGTERM or SIGINT.
 pub fn on_signal() -> CancellationToken {
@@ -9,7 +8,7 @@ pub fn on_signal() -> CancellationToken {
     let trigger = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown requested: finishing in-flight requests");
+        tracing::info!("shutdown requested: finishing in-flight work");
         trigger.cancel();
     });
     token
