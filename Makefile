@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: bench bench-soak help up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
+.PHONY: bench bench-soak help test-chaos up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,13 +23,16 @@ up-observability: ## make up, plus Jaeger, Prometheus and Grafana (needs a Docke
 ps status: ## Show what runs and whether the gateway is ready
 	@scripts/system.sh ps
 
-test: test-workspace test-compose ## Run every test against the local RabbitMQ and PostgreSQL
+test: test-workspace test-compose test-chaos ## Run every test against the local RabbitMQ and PostgreSQL
 
 test-workspace: ## Unit and integration tests of every crate (parallel, isolated)
 	@# Binaries first, with the exact command `make up` uses, so the system tests that
 	@# start them (make up, faults) find them built and nothing is compiled twice.
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
+
+test-chaos: ## Broker restart under load (stops the shared RabbitMQ: runs alone, after the rest)
+	$(CARGO) test --locked -p system-tests --test chaos -- --ignored --test-threads=1
 
 test-compose: ## Validate docker-compose.yml, with and without the observability profile
 	docker-compose -f docker-compose.yml config -q

@@ -32,7 +32,6 @@ use proto_msgs::orders::SERVICE;
 use proto_msgs::rpc::RunningServer;
 use proto_msgs::{BusError, CancellationToken, RpcError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
 use svc_kit::metrics::ServiceMetrics;
 use svc_kit::outbox::{OutboxRelay, OutboxSignal};
@@ -87,7 +86,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let db = svc_kit::db::connect(&config.db)
         .await
         .map_err(StartError::Database)?;
-    Migrator::up(&db, None)
+    svc_kit::db::migrate::<Migrator>(&db)
         .await
         .map_err(StartError::Migration)?;
     let metrics = ServiceMetrics::new(SERVICE)?;

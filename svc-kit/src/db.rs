@@ -38,6 +38,24 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
+/// Key of the advisory lock taken while migrating (any constant: it only has to be
+/// the same for every instance of a service, and each service has its own database).
+const MIGRATION_LOCK: i64 = 0x5348_4f50_4d49_4752; // "SHOPMIGR"
+
+/// Runs `M`'s pending migrations while holding a PostgreSQL advisory lock, so several
+/// instances starting at once on a fresh database migrate it once instead of racing
+/// (the loser used to exit with a duplicate-type error).
+pub async fn migrate<M: sea_orm_migration::MigratorTrait>(
+    db: &DatabaseConnection,
+) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    M::up(&txn, None).await?;
+    txn.commit().await
+}
+
 /// True for failures that go away by themselves: the server is down, restarting,
 /// refusing connections, or the pool could not hand out a connection in time.
 pub fn is_transient(err: &DbErr) -> bool {

@@ -3,6 +3,8 @@
 //! - [`load`]: a closed-loop load driver with percentiles.
 //! - [`echo`]: the RPC echo floor (proto-msgs vs a bare lapin pair).
 //! - [`http`]: HTTP scenarios against a running gateway.
+//! - [`harness`]: the services as real processes (signals, logs, readiness), each
+//!   test on its own databases, broker prefix and ports.
 //! - [`make`]: `make up` / `make down` driven by tests, cleaned up on drop.
 //! - `tests/`: `make up` end to end, and faults made for real (signals, outages).
 //! - `src/bin/shop-bench.rs`: `make bench-rpc`, `make bench`, the soak run.

@@ -19,7 +19,8 @@ impl MakeSystem {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let run_dir = std::env::temp_dir().join(format!("shop-make-{}", uuid::Uuid::new_v4().simple()));
+        let run_dir =
+            std::env::temp_dir().join(format!("shop-make-{}", uuid::Uuid::new_v4().simple()));
         env.extend([
             ("RUN_DIR".to_owned(), run_dir.display().to_string()),
             ("GATEWAY_PORT".to_owned(), port.to_string()),
@@ -62,7 +63,8 @@ impl MakeSystem {
     }
 
     pub fn log(&self, process: &str) -> String {
-        std::fs::read_to_string(self.run_dir.join("logs").join(format!("{process}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.run_dir.join("logs").join(format!("{process}.log")))
+            .unwrap_or_default()
     }
 }
 
@@ -82,5 +84,9 @@ pub fn alive(pid: i32) -> bool {
 
 /// stdout and stderr of a finished command, for messages.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

@@ -46,6 +46,10 @@ pub struct Config {
     /// Broker used by the outbox relay to publish events; `None` means `bus`. Tests
     /// point it through a proxy to make only the publisher lose the broker.
     pub events_bus: Option<BusConfig>,
+    /// Requests worked on at once (`RPC_PREFETCH`, default 32).
+    pub rpc_prefetch: u16,
+    /// Outbox check interval when nothing signals the relay (`OUTBOX_POLL_MS`, 1000).
+    pub outbox_poll: Duration,
     pub db: DbConfig,
     /// bcrypt work factor, 4..=31.
     pub bcrypt_cost: u32,
@@ -140,10 +144,20 @@ impl Config {
             ));
         }
 
+        let rpc_prefetch = parse::<u16>(&var, "RPC_PREFETCH")?.unwrap_or(32).max(1);
+        let outbox_poll = Duration::from_millis(
+            parse::<u64>(&var, "OUTBOX_POLL_MS")?
+                .unwrap_or(1000)
+                .max(10),
+        );
+        let events_bus =
+            var("EVENTS_AMQP_URL").map(|url| BusConfig::new(url, bus.topology.clone()));
         Ok(Config {
             app_env,
             bus,
-            events_bus: None,
+            events_bus,
+            rpc_prefetch,
+            outbox_poll,
             db,
             bcrypt_cost,
             bcrypt_concurrency,
@@ -164,6 +178,8 @@ impl Config {
             app_env: AppEnv::Development,
             bus,
             events_bus: None,
+            rpc_prefetch: 32,
+            outbox_poll: Duration::from_millis(100),
             db: DbConfig::new(database_url),
             bcrypt_cost: 4,
             bcrypt_concurrency: default_concurrency(),

@@ -42,7 +42,6 @@ use proto_msgs::rpc::RunningServer;
 use proto_msgs::users::SERVICE;
 use proto_msgs::{BusError, CancellationToken, RpcError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
 use svc_kit::metrics::ServiceMetrics;
 use svc_kit::outbox::{OutboxRelay, OutboxSignal};
@@ -80,6 +79,9 @@ pub struct Running {
     server: RunningServer,
     consumer: RunningConsumer,
     relay: JoinHandle<()>,
+    /// Stops the relay once server and consumer are done, so the events of the last
+    /// requests are still flushed.
+    relay_stop: CancellationToken,
     db: DatabaseConnection,
 }
 
@@ -89,6 +91,7 @@ impl Running {
     pub async fn stopped(self) {
         self.server.stopped().await;
         self.consumer.stopped().await;
+        self.relay_stop.cancel();
         let _ = self.relay.await;
         let _ = self.db.close().await;
     }
@@ -129,7 +132,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             url: proto_msgs::config::redact(&config.db.url),
             source,
         })?;
-    Migrator::up(&db, None)
+    svc_kit::db::migrate::<Migrator>(&db)
         .await
         .map_err(StartError::Migration)?;
 
@@ -149,14 +152,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let metrics = ServiceMetrics::new(SERVICE)?;
     metrics.watch_db(&db);
 
+    let relay_stop = CancellationToken::new();
     let relay = OutboxRelay::new(
         db.clone(),
         config.events_bus(),
         SERVICE,
         state.outbox.clone(),
     )
+    .poll_interval(config.outbox_poll)
     .observer(metrics.clone())
-    .spawn(shutdown.clone());
+    .spawn(relay_stop.clone());
     let consumer = events::order_stats::consumer(config.bus.clone(), db.clone())
         .observer(metrics.clone())
         .start(shutdown.clone())
@@ -164,6 +169,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let health_db = db.clone();
     let render = metrics.clone();
     let server = handlers::rpc_server(config.bus.clone(), &state)
+        .prefetch(config.rpc_prefetch)
         .observer(metrics.clone())
         .health_check(move || {
             let db = health_db.clone();
@@ -185,6 +191,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         server,
         consumer,
         relay,
+        relay_stop,
         db,
     })
 }

@@ -8,9 +8,8 @@
 //!   the method the broker returns the message and the call fails with `unavailable`
 //!   at once instead of waiting for its deadline. A durable `<service>.rpc` queue
 //!   outlives its consumers, so the client also watches each queue it calls (a passive
-//!   declare on a side channel, on first use and then every 250 ms, and again before
-//!   refusing a call): a call to a queue nobody consumes fails with `unavailable` at
-//!   once too.
+//!   declare on a side channel, every 250 ms, and again before refusing a call): a
+//!   call to a queue nobody consumes fails with `unavailable` at once too.
 //! - When the connection dies, every waiting call fails with `unavailable` at once, new
 //!   calls fail fast until a supervisor task has reconnected.
 
@@ -101,9 +100,6 @@ struct Session {
 
 /// How often watched queues are checked for consumers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
-/// A "no consumer" finding older than this is checked again before it fails a call, so
-/// a service that just came back is not refused for long. Only the failure path pays.
-const PROBE_FRESH: Duration = Duration::from_millis(100);
 
 /// What the last probe of a queue found.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +116,8 @@ struct Inner {
     waiters: DashMap<String, Waiter>,
     /// `<service>.rpc` queue name → consumers seen by the last probe.
     queues: DashMap<String, QueueWatch>,
+    /// One on-demand queue check at a time (see `check_consumers`).
+    probing: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     connected: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -171,6 +169,7 @@ impl RpcClient {
                 session: RwLock::new(None),
                 waiters: DashMap::new(),
                 queues: DashMap::new(),
+                probing: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
                 connected,
                 shutdown: CancellationToken::new(),
@@ -391,14 +390,19 @@ impl Inner {
         self.bus.topology.rpc_queue(service)
     }
 
-    /// Fails at once when the method's queue is known to have no consumer.
+    /// Fails at once when the method's queue has no consumer. A queue last seen with
+    /// consumers costs nothing; otherwise (first call, or nobody last time) the queue is
+    /// looked at now, one passive declare at a time: calls that arrive meanwhile share
+    /// its answer, so a service that just came back is seen by the very next call.
     async fn check_consumers(&self, session: &Session, method: &str) -> Result<(), RpcError> {
         let queue = self.queue_of(method);
-        let cached = self.queues.get(&queue).map(|w| *w);
-        let watch = match cached {
-            Some(watch) if watch.consumers > 0 || watch.checked.elapsed() < PROBE_FRESH => watch,
-            // Never looked (first call to this service) or "nobody" a while ago: look
-            // now, one round trip; the background prober keeps it fresh afterwards.
+        if self.queues.get(&queue).is_some_and(|w| w.consumers > 0) {
+            return Ok(());
+        }
+        let asked = Instant::now();
+        let _one_probe_at_a_time = self.probing.lock().await;
+        let watch = match self.queues.get(&queue).map(|w| *w) {
+            Some(watch) if watch.checked >= asked => watch,
             _ => {
                 let watch = QueueWatch {
                     consumers: probe(session, &queue).await.unwrap_or(u32::MAX),

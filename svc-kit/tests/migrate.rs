@@ -1,0 +1,40 @@
+//! Several instances starting at once on a fresh database migrate it exactly once.
+
+use futures::future::join_all;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use svc_kit::db::{DbConfig, connect, migrate};
+use svc_kit::testing::TestDb;
+
+struct Migrator;
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        svc_kit::migration::migrations()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_start_ups_migrate_once() {
+    let test_db = TestDb::new().await;
+    let mut pools = Vec::new();
+    for _ in 0..4 {
+        pools.push(connect(&DbConfig::new(test_db.url.clone())).await.unwrap());
+    }
+    let results = join_all(pools.iter().map(|db| migrate::<Migrator>(db))).await;
+    for r in &results {
+        assert!(r.is_ok(), "every instance starts: {r:?}");
+    }
+    let row = pools[0]
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM seaql_migrations",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(n as usize, svc_kit::migration::migrations().len());
+    for db in pools {
+        db.close().await.unwrap();
+    }
+}
