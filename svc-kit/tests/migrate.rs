@@ -20,7 +20,7 @@ async fn concurrent_start_ups_migrate_once() {
     for _ in 0..4 {
         pools.push(connect(&DbConfig::new(test_db.url.clone())).await.unwrap());
     }
-    let results = join_all(pools.iter().map(|db| migrate::<Migrator>(db))).await;
+    let results = join_all(pools.iter().map(migrate::<Migrator>)).await;
     for r in &results {
         assert!(r.is_ok(), "every instance starts: {r:?}");
     }
