@@ -340,3 +340,27 @@ async fn a_queue_without_consumers_is_unavailable_at_once_and_recovers() {
     stop.cancel();
     server.stopped().await;
 }
+
+#[tokio::test]
+async fn an_unroutable_method_is_returned_and_fails_fast() {
+    let bus = TestBus::new();
+    let stop = CancellationToken::new();
+    let server = echo_server(&bus, stop.clone()).await;
+    let client = client(&bus).await;
+    // The queue exists and is consumed, but nothing binds `echo.a.b` (bindings are
+    // `echo.*` and `echo.sys.*`): the broker returns the message.
+    let started = Instant::now();
+    let err = client
+        .call::<_, serde_json::Value>("echo.a.b", &serde_json::json!({}), &RequestContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.pending(), 0);
+    stop.cancel();
+    server.stopped().await;
+}

@@ -4,9 +4,11 @@
 //!   the queue) and as the `x-deadline` header (so a server that already prefetched it
 //!   skips it). A call that times out removes its waiter and returns
 //!   `deadline_exceeded`.
-//! - Requests are published `mandatory` on a confirm channel: when no queue is bound for
-//!   the method the broker returns the message and the call fails with `unavailable`
-//!   at once instead of waiting for its deadline. A durable `<service>.rpc` queue
+//! - Requests are published `mandatory`: when no queue is bound for the method the
+//!   broker returns the message (`basic.return`) and the call fails with `unavailable`
+//!   within 50 ms instead of waiting for its deadline. No publisher confirms: a request
+//!   is transient and its reply is the acknowledgement; confirms cost ~100 µs per call
+//!   (see docs/BENCHMARKS.md). A durable `<service>.rpc` queue
 //!   outlives its consumers, so the client also watches each queue it calls (a passive
 //!   declare on a side channel, every 250 ms, and again before refusing a call): a
 //!   call to a queue nobody consumes fails with `unavailable` at once too.
@@ -20,9 +22,7 @@ use crate::error::BusError;
 use crate::rpc::observe::{CallObserver, Outcome};
 use dashmap::DashMap;
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, Consumer};
 use serde::Serialize;
@@ -97,6 +97,9 @@ struct Session {
     /// Side channel for passive declares: a 404 closes it, never the publishing one.
     probe: tokio::sync::Mutex<Option<Channel>>,
 }
+
+/// How often returned (unroutable) requests are collected and their callers failed.
+const RETURNS_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How often watched queues are checked for consumers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -287,17 +290,8 @@ impl RpcClient {
                 )
                 .await
                 .map_err(|e| RpcError::unavailable(format!("cannot publish the request: {e}")))?;
-            let confirmation = confirm
-                .await
-                .map_err(|e| RpcError::unavailable(format!("cannot publish the request: {e}")))?;
-            if confirmation.is_nack() {
-                return Err(RpcError::unavailable("the broker refused the request"));
-            }
-            if confirmation.take_message().is_some() {
-                return Err(RpcError::unavailable(format!(
-                    "no service is consuming {method:?} (nothing is bound to receive it)"
-                )));
-            }
+            // Resolved at once (no confirm mode); awaited so lapin keeps nothing.
+            let _ = confirm.await;
             match rx.await {
                 Ok(reply) => reply,
                 Err(_) => Err(RpcError::unavailable(
@@ -500,9 +494,6 @@ async fn establish(inner: &Inner) -> Result<(Arc<Session>, Consumer), BusError> 
             FieldTable::default(),
         )
         .await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
     let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
     Ok((
         Arc::new(Session {
@@ -553,6 +544,40 @@ async fn probe(session: &Session, queue: &str) -> Option<u32> {
                     tracing::warn!(%queue, error = %err, "cannot check the queue for consumers; calls to it go ahead");
                     None
                 }
+            }
+        }
+    }
+}
+
+/// Fails the callers of requests the broker returned as unroutable (`mandatory`), while
+/// `session` is the live one. lapin keeps returned messages of a channel without
+/// confirms until they are drained, so draining also keeps memory bounded.
+async fn returns(inner: Arc<Inner>, session: Arc<Session>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RETURNS_INTERVAL) => {}
+            _ = inner.shutdown.cancelled() => return,
+        }
+        if inner.current_session().map(|s| s.generation) != Some(session.generation) {
+            return;
+        }
+        let Ok(returned) = session.channel.wait_for_confirms().await else {
+            continue;
+        };
+        for message in returned {
+            let props = &message.delivery.properties;
+            let method = props
+                .kind()
+                .as_ref()
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default();
+            let Some(id) = props.correlation_id() else {
+                continue;
+            };
+            if let Some((_, waiter)) = inner.waiters.remove(id.as_str()) {
+                let _ = waiter.tx.send(Err(RpcError::unavailable(format!(
+                    "no service is consuming {method:?} (nothing is bound to receive it)"
+                ))));
             }
         }
     }
@@ -614,6 +639,7 @@ async fn supervise(inner: Arc<Inner>, first: Option<(Arc<Session>, Consumer)>) {
         backoff = Backoff::default();
         let generation = session.generation;
         inner.install(session.clone());
+        tokio::spawn(returns(inner.clone(), session.clone()));
         tokio::spawn(prober(inner.clone(), session));
 
         loop {
