@@ -77,7 +77,14 @@ pub struct Verifier {
     min_refresh_interval: Duration,
     /// When the last refresh was tried; held during a refresh so there is one at a time.
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Tokens already verified → (actor, `exp`). An Ed25519 check costs tens of µs of CPU
+    /// on every request; the token string includes its signature, so a hit is exactly
+    /// as trustworthy. Emptied whenever the key set changes, and when full.
+    verified: RwLock<HashMap<String, (Actor, i64)>>,
 }
+
+/// Most tokens kept in the verified cache before it is emptied.
+const VERIFIED_CACHE_MAX: usize = 10_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +169,7 @@ impl Verifier {
             source,
             min_refresh_interval,
             last_refresh: tokio::sync::Mutex::new(None),
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -184,6 +192,31 @@ impl Verifier {
 
     /// Checks the token and returns who it vouches for.
     pub async fn verify(&self, token: &str, ctx: &RequestContext) -> Result<Actor, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some((actor, exp)) = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|v| v.get(token).copied())
+            && exp > now
+        {
+            return Ok(actor);
+        }
+        let (actor, exp) = self.verify_signature(token, ctx).await?;
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), (actor, exp));
+        }
+        Ok(actor)
+    }
+
+    async fn verify_signature(
+        &self,
+        token: &str,
+        ctx: &RequestContext,
+    ) -> Result<(Actor, i64), AuthError> {
         // The header decides which key to use; its `alg` is checked again by `decode`.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("malformed token"))?;
@@ -194,7 +227,7 @@ impl Verifier {
         let mut last = AuthError::Invalid("unknown signing key");
         for key in &keys {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => return actor_of(&data.claims),
+                Ok(data) => return Ok((actor_of(&data.claims)?, data.claims.exp)),
                 Err(err) => last = AuthError::Invalid(reason(err.kind())),
             }
         }
@@ -264,6 +297,10 @@ impl Verifier {
                 tracing::info!(keys = keys.len(), "token verification keys refreshed");
                 if let Ok(mut slot) = self.keys.write() {
                     *slot = Arc::new(keys);
+                }
+                // A removed key must stop vouching for its tokens at once.
+                if let Ok(mut cache) = self.verified.write() {
+                    cache.clear();
                 }
                 Ok(())
             }

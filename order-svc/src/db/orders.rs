@@ -140,15 +140,25 @@ pub async fn find_by_idempotency_key<C: ConnectionTrait>(
     with_items(conn, row).await
 }
 
-/// An order with its lines.
+/// An order with its lines, in one round trip (one row per line; every order has at
+/// least one line).
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<Order>> {
-    let row = conn
-        .query_one_raw(stmt(
-            format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
+    let rows = conn
+        .query_all_raw(stmt(
+            "SELECT o.id, o.user_id, o.status, o.total_cents, o.created_at, o.updated_at,
+                    i.order_id, i.name, i.price_cents, i.quantity
+             FROM orders o JOIN order_items i ON i.order_id = o.id
+             WHERE o.id = $1 ORDER BY i.position"
+                .to_owned(),
             [id.into()],
         ))
         .await?;
-    with_items(conn, row).await
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let order = OrderRow::read(first)?;
+    let items = rows.iter().map(item_of).collect::<Result<Vec<_>>>()?;
+    Ok(Some(order.with_items(items)))
 }
 
 async fn with_items<C: ConnectionTrait>(
@@ -272,17 +282,23 @@ async fn items_of<C: ConnectionTrait>(
         .await?;
     for row in rows {
         let order_id: Uuid = row.try_get("", "order_id")?;
-        let price = Money::from_minor(row.try_get("", "price_cents")?);
-        let quantity = i64::from(row.try_get::<i32>("", "quantity")?);
-        let subtotal = price
-            .checked_mul(quantity)
-            .ok_or_else(|| Error::Corrupt(format!("subtotal overflow in order {order_id}")))?;
-        out.entry(order_id).or_default().push(OrderItem {
-            name: row.try_get("", "name")?,
-            price,
-            quantity,
-            subtotal,
-        });
+        out.entry(order_id).or_default().push(item_of(&row)?);
     }
     Ok(out)
+}
+
+/// One order line from a row with `order_id, name, price_cents, quantity`.
+fn item_of(row: &QueryResult) -> Result<OrderItem> {
+    let order_id: Uuid = row.try_get("", "order_id")?;
+    let price = Money::from_minor(row.try_get("", "price_cents")?);
+    let quantity = i64::from(row.try_get::<i32>("", "quantity")?);
+    let subtotal = price
+        .checked_mul(quantity)
+        .ok_or_else(|| Error::Corrupt(format!("subtotal overflow in order {order_id}")))?;
+    Ok(OrderItem {
+        name: row.try_get("", "name")?,
+        price,
+        quantity,
+        subtotal,
+    })
 }

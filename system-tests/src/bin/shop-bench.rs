@@ -46,6 +46,13 @@ enum Command {
         secs: u64,
         #[arg(long, default_value_t = 2)]
         warmup: u64,
+        /// Which scenarios to run: echo, get, list, create, login.
+        #[arg(
+            long,
+            default_value = "echo,get,list,create,login",
+            value_delimiter = ','
+        )]
+        scenarios: Vec<String>,
     },
     /// A steady mixed load for a while, reporting each process's memory over time.
     Soak {
@@ -72,7 +79,8 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             secs,
             warmup,
-        } => http(&url, concurrency, secs, warmup).await,
+            scenarios,
+        } => http(&url, concurrency, secs, warmup, &scenarios).await,
         Command::Soak { url, secs, rate } => soak(&url, secs, rate).await,
     }
 }
@@ -120,7 +128,14 @@ fn client() -> reqwest::Client {
         .expect("http client")
 }
 
-async fn http(url: &str, c: usize, secs: u64, warmup: u64) -> anyhow::Result<()> {
+async fn http(
+    url: &str,
+    c: usize,
+    secs: u64,
+    warmup: u64,
+    scenarios: &[String],
+) -> anyhow::Result<()> {
+    let run = |name: &str| scenarios.iter().any(|s| s == name);
     let url = url.trim_end_matches('/').to_owned();
     let load = Load::new(c, Duration::from_secs(warmup), Duration::from_secs(secs));
     let http = client();
@@ -135,93 +150,76 @@ async fn http(url: &str, c: usize, secs: u64, warmup: u64) -> anyhow::Result<()>
     );
     println!("ratio = req/s ÷ the bare RPC echo rate measured in the same run\n");
     println!("{HEADER}");
-    let bus = TestBus::new();
-    bus.track("echo");
-    let bare = echo::bare(&bus, &load).await;
-    println!(
-        "{}",
-        row("RPC echo floor: bare lapin pair", c, &bare, Some(1.0))
-    );
-    let ours = echo::ours(&bus, ReplyMode::ExclusiveQueue, &load).await;
-    println!(
-        "{}",
-        row("RPC echo: proto-msgs", c, &ours, Some(ours.rps / bare.rps))
-    );
+    let mut floor = f64::NAN;
+    if run("echo") {
+        let bus = TestBus::new();
+        bus.track("echo");
+        let bare = echo::bare(&bus, &load).await;
+        floor = bare.rps;
+        println!(
+            "{}",
+            row("RPC echo floor: bare lapin pair", c, &bare, Some(1.0))
+        );
+        let ours = echo::ours(&bus, ReplyMode::ExclusiveQueue, &load).await;
+        println!(
+            "{}",
+            row("RPC echo: proto-msgs", c, &ours, Some(ours.rps / floor))
+        );
+    }
+    let report =
+        |name: &str, c: usize, f: &Figures| println!("{}", row(name, c, f, Some(f.rps / floor)));
 
-    let s = session.clone();
-    let get_url = format!("{url}/orders/{order_id}");
-    let f = load
-        .drive(move || {
-            let s = s.clone();
-            let u = get_url.clone();
-            async move { ok(s.http.get(&u).bearer_auth(&s.token).send().await).await }
-        })
-        .await;
-    println!(
-        "{}",
-        row(
-            "GET /orders/{id} (authenticated)",
-            c,
-            &f,
-            Some(f.rps / bare.rps)
-        )
-    );
-
-    let s = session.clone();
-    let list_url = format!("{url}/orders?limit=20");
-    let f = load
-        .drive(move || {
-            let s = s.clone();
-            let u = list_url.clone();
-            async move { ok(s.http.get(&u).bearer_auth(&s.token).send().await).await }
-        })
-        .await;
-    println!(
-        "{}",
-        row("GET /orders?limit=20", c, &f, Some(f.rps / bare.rps))
-    );
-
-    let s = session.clone();
-    let create_url = format!("{url}/orders");
-    let f = load
-        .drive(move || {
-            let s = s.clone();
-            let u = create_url.clone();
-            async move {
-                ok(s.http
-                    .post(&u)
-                    .bearer_auth(&s.token)
-                    .json(&order_body())
-                    .send()
-                    .await)
-                .await
-            }
-        })
-        .await;
-    println!("{}", row("POST /orders", c, &f, Some(f.rps / bare.rps)));
-
-    // bcrypt bound: fewer connections than cores make no sense to push further.
-    let login_load = Load::new(c.min(8), load.warmup, load.duration);
-    let s = session.clone();
-    let login_url = format!("{url}/users/login");
-    let body = serde_json::json!({"email": s.email, "password": s.password});
-    let f = login_load
-        .drive(move || {
-            let s = s.clone();
-            let u = login_url.clone();
-            let b = body.clone();
-            async move { ok(s.http.post(&u).json(&b).send().await).await }
-        })
-        .await;
-    println!(
-        "{}",
-        row(
-            "POST /users/login (bcrypt)",
-            login_load.concurrency,
-            &f,
-            Some(f.rps / bare.rps)
-        )
-    );
+    if run("get") {
+        let (s, u) = (session.clone(), format!("{url}/orders/{order_id}"));
+        let f = load
+            .drive(move || {
+                let (s, u) = (s.clone(), u.clone());
+                async move { ok(s.http.get(&u).bearer_auth(&s.token).send().await).await }
+            })
+            .await;
+        report("GET /orders/{id} (authenticated)", c, &f);
+    }
+    if run("list") {
+        let (s, u) = (session.clone(), format!("{url}/orders?limit=20"));
+        let f = load
+            .drive(move || {
+                let (s, u) = (s.clone(), u.clone());
+                async move { ok(s.http.get(&u).bearer_auth(&s.token).send().await).await }
+            })
+            .await;
+        report("GET /orders?limit=20", c, &f);
+    }
+    if run("create") {
+        let (s, u) = (session.clone(), format!("{url}/orders"));
+        let f = load
+            .drive(move || {
+                let (s, u) = (s.clone(), u.clone());
+                async move {
+                    ok(s.http
+                        .post(&u)
+                        .bearer_auth(&s.token)
+                        .json(&order_body())
+                        .send()
+                        .await)
+                    .await
+                }
+            })
+            .await;
+        report("POST /orders", c, &f);
+    }
+    if run("login") {
+        // bcrypt bound: more connections than a few per core only queue up.
+        let login_load = Load::new(c.min(8), load.warmup, load.duration);
+        let (s, u) = (session.clone(), format!("{url}/users/login"));
+        let body = serde_json::json!({"email": s.email, "password": s.password});
+        let f = login_load
+            .drive(move || {
+                let (s, u, b) = (s.clone(), u.clone(), body.clone());
+                async move { ok(s.http.post(&u).json(&b).send().await).await }
+            })
+            .await;
+        report("POST /users/login (bcrypt)", login_load.concurrency, &f);
+    }
     Ok(())
 }
 
