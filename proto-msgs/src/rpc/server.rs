@@ -288,21 +288,25 @@ impl ServerState {
             let (body, outcome) = self.answer(&method, ctx, &delivery).await;
             let elapsed = started.elapsed();
             let reply_props = reply_properties(&method, correlation_id, &request_id);
-            let published = channel
-                .basic_publish(
-                    "".into(),
-                    reply_to.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    reply_props,
-                )
-                .await;
+            // Reply and ack go out together (same channel, in this order), so the
+            // connection's I/O thread can write both in one wake-up. If the channel is
+            // gone both fail, and the broker redelivers the request on reconnect.
+            let publish = channel.basic_publish(
+                "".into(),
+                reply_to.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                reply_props,
+            );
+            let (published, acked) =
+                tokio::join!(publish, delivery.acker.ack(BasicAckOptions::default()));
             if let Err(err) = published {
-                // Not acked: the broker redelivers it once we reconnect.
                 tracing::warn!(error = %err, "could not publish the reply");
                 return;
             }
-            ack(&delivery).await;
+            if let Err(err) = acked {
+                tracing::warn!(error = %err, "could not ack (the broker will redeliver)");
+            }
             if let Some(observer) = &self.observer {
                 observer.request_handled(&method, outcome, elapsed);
             }
