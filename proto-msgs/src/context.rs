@@ -83,6 +83,9 @@ pub struct RequestContext {
     /// When the caller stops waiting. Set by the client from its timeout; read by the
     /// server from `x-deadline`.
     pub deadline: Option<SystemTime>,
+    /// The request's AMQP `message_id`, filled in by the server (not a header). It is the
+    /// same on a redelivery, so a handler can use it to make a retry harmless.
+    pub message_id: Option<String>,
 }
 
 impl RequestContext {

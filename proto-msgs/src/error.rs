@@ -21,7 +21,7 @@ pub enum BusError {
     Amqp(#[from] lapin::Error),
     #[error("the broker refused the message (negative publisher confirm)")]
     Nacked,
-    #[error("no queue is bound for routing key {0:?}")]
+    #[error("no queue is bound for {0:?} yet (its consumer has not declared its queue)")]
     Unroutable(String),
     #[error("not connected to the message broker")]
     NotConnected,

@@ -66,16 +66,6 @@ async fn published_events_reach_the_consumer_in_order() {
         ids.push(ev.id);
         publisher.publish(&ev).await.unwrap();
     }
-    // An event type nobody is bound to is simply not routed.
-    publisher
-        .publish(&CloudEvent::new(
-            "test",
-            "other.thing",
-            "x",
-            Thing { n: 99 },
-        ))
-        .await
-        .unwrap();
     for (n, id) in ids.iter().enumerate() {
         let (got_id, got_n, got_tp) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
@@ -216,4 +206,24 @@ async fn transient_failures_retry_until_the_handler_succeeds() {
     publisher.close().await;
     stop.cancel();
     consumer.stopped().await;
+}
+
+#[tokio::test]
+async fn an_event_nobody_is_bound_to_is_an_error_not_a_silent_drop() {
+    let bus = TestBus::new();
+    let publisher = EventPublisher::new(bus.config(), "test publisher");
+    let err = publisher
+        .publish(&CloudEvent::new(
+            "test",
+            "nobody.listens",
+            "1",
+            Thing { n: 1 },
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, proto_msgs::BusError::Unroutable(ref t) if t == "nobody.listens"),
+        "{err}"
+    );
+    publisher.close().await;
 }

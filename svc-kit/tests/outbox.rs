@@ -116,3 +116,48 @@ async fn events_wait_while_the_broker_is_unreachable_then_arrive_exactly_once() 
     consumer.stopped().await;
     db.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_waits_in_the_outbox_until_its_consumer_exists() {
+    let bus = TestBus::new();
+    bus.track("late");
+    let test_db = TestDb::new().await;
+    let db = db(&test_db).await;
+    let stop = CancellationToken::new();
+    let signal = OutboxSignal::default();
+    let relay = OutboxRelay::new(db.clone(), bus.config(), "svc", signal.clone())
+        .poll_interval(Duration::from_millis(100))
+        .spawn(stop.clone());
+    let txn = db.begin().await.unwrap();
+    enqueue(&txn, &CloudEvent::new("svc", "thing.early", "1", 7u32))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    signal.notify();
+    // No queue is bound yet (a fresh broker, the consumer not started): the event stays.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(pending(&db).await.unwrap(), 1, "kept, not dropped");
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let consumer = EventConsumer::new(bus.config(), "late")
+        .on("thing.early", move |ev: CloudEvent<u32>| {
+            let tx = tx.clone();
+            async move {
+                tx.send(ev.data).unwrap();
+                Ok(())
+            }
+        })
+        .start(stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .unwrap(),
+        Some(7)
+    );
+    stop.cancel();
+    relay.await.unwrap();
+    consumer.stopped().await;
+    db.close().await.unwrap();
+}

@@ -2,15 +2,18 @@
 //! and is an admin once start-up is done.
 //!
 //! Idempotent: a missing account is created (`user.registered`), an existing user is
-//! promoted (`user.updated`), an existing admin is left alone. The password of an
-//! existing account is not changed. Safe when several instances start at once (the
-//! unique email decides; the loser promotes instead).
+//! promoted (`user.updated`) **only if `ADMIN_PASSWORD` is its password**, an existing
+//! admin is left alone. Otherwise anyone who registered that email first would become
+//! admin with a password of their choosing: start-up fails instead, saying why. Safe
+//! when several instances start at once (the unique email decides; the loser promotes
+//! instead).
 
 use crate::db::entities::user::{self, DbRole};
 use crate::domain::{Email, Name, Password};
 use crate::error::Error;
 use crate::events::outgoing;
 use crate::state::AppState;
+use proto_msgs::RpcError;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
@@ -75,6 +78,19 @@ async fn promote(state: &AppState, admin: &AdminAccount) -> Result<Option<Bootst
     };
     if found.role == DbRole::Admin {
         return Ok(Some(Bootstrap::AlreadyAdmin));
+    }
+    if !state
+        .hasher
+        .verify(admin.password.expose(), &found.password_hash)
+        .await?
+    {
+        return Err(Error::Rpc(RpcError::failed_precondition(format!(
+            "ADMIN_EMAIL {} belongs to an existing account whose password is not ADMIN_PASSWORD: \
+             refusing to make it an admin (it may have been registered by someone else). \
+             Choose another ADMIN_EMAIL, or log in as that account and set its password to \
+             ADMIN_PASSWORD first",
+            admin.email.as_str()
+        ))));
     }
     let mut row: user::ActiveModel = found.into();
     row.role = Set(DbRole::Admin);

@@ -33,6 +33,18 @@ pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Or
     let actor = ctx.require_actor()?;
     let items = NewItems::parse(body.items.as_ref())?;
     let key = idempotency_key(&ctx)?;
+    // Without a key from the client, the request's message id: the broker redelivers a
+    // request whose ack was lost (connection dropped after the reply went out), and that
+    // must not create a second order.
+    let fallback = match key {
+        Some(_) => None,
+        None => ctx
+            .message_id
+            .as_deref()
+            .filter(|m| m.chars().count() <= MAX_IDEMPOTENCY_KEY - 8)
+            .map(|m| format!("message:{m}")),
+    };
+    let key = key.or(fallback.as_deref());
 
     let txn = app.db.begin().await?;
     let Some(order) = orders::insert(&txn, actor.id, key, &items).await? else {

@@ -191,3 +191,71 @@ async fn hand_written_create_gets_the_exact_reply() {
     let _ = conn.close(200, "bye".into()).await;
     svc.stop().await;
 }
+
+/// A request delivered twice (the broker redelivers one whose ack was lost after the
+/// reply went out) creates one order: its message id stands in for an idempotency key.
+#[tokio::test]
+async fn a_redelivered_create_makes_one_order() {
+    let svc = Svc::start().await;
+    let actor = uuid::Uuid::new_v4();
+    let conn = svc.bus.config().connect("redelivery test").await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut replies = ch
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-actor-id".into(),
+        AMQPValue::LongString(actor.to_string().into()),
+    );
+    headers.insert("x-actor-role".into(), AMQPValue::LongString("user".into()));
+    let mut ids = Vec::new();
+    for corr in ["first", "again"] {
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_reply_to(q.name().clone())
+            .with_correlation_id(corr.into())
+            .with_message_id("msg-42".into())
+            .with_headers(headers.clone());
+        ch.basic_publish(
+            svc.bus.topology().rpc_exchange().as_str().into(),
+            "orders.create".into(),
+            BasicPublishOptions::default(),
+            br#"{"items": [{"name": "Pen", "price": "1.00", "quantity": 1}]}"#,
+            props,
+        )
+        .await
+        .unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(30), replies.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&d.data).unwrap();
+        ids.push(body["data"]["id"].as_str().expect("an order").to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "the same order both times");
+    let _ = conn.close(200, "bye".into()).await;
+    svc.stop().await;
+}

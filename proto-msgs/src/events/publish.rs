@@ -1,7 +1,9 @@
 //! [`EventPublisher`]: persistent messages on the `events` exchange with publisher
-//! confirms. A message is only reported published once the broker confirmed it; a
-//! negative confirm or a broken connection is an error the caller sees (the outbox
-//! relay then keeps the row and retries).
+//! confirms, published `mandatory`. A message is only reported published once the
+//! broker confirmed it **and routed it to at least one queue**: an event nobody is
+//! bound to yet (the consumer has not declared its queue on a fresh broker) comes back
+//! as [`BusError::Unroutable`] instead of vanishing, and the outbox relay keeps the row
+//! and retries. A negative confirm or a broken connection is an error too.
 
 use crate::config::BusConfig;
 use crate::error::BusError;
@@ -138,16 +140,23 @@ async fn publish_all(
             .basic_publish(
                 exchange.into(),
                 event.event_type.as_str().into(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 &event.body,
                 props,
             )
             .await?;
-        confirms.push(confirm);
+        confirms.push((confirm, &event.event_type));
     }
-    for confirm in confirms {
-        if !confirm.await?.is_ack() {
+    for (confirm, event_type) in confirms {
+        let confirmation = confirm.await?;
+        if !confirmation.is_ack() {
             return Err(BusError::Nacked);
+        }
+        if confirmation.take_message().is_some() {
+            return Err(BusError::Unroutable(event_type.clone()));
         }
     }
     Ok(())

@@ -249,6 +249,7 @@ impl ServerState {
         let reply_to = props.reply_to().as_ref().map(|s| s.as_str().to_owned());
         let correlation_id = props.correlation_id().clone();
         let ctx = RequestContext::from_headers(props.headers().as_ref()).map(|mut ctx| {
+            ctx.message_id = props.message_id().as_ref().map(|m| m.as_str().to_owned());
             // A request without trace context starts a trace here, so its log lines and
             // the events it causes still share one trace id.
             ctx.traceparent.get_or_insert_with(TraceParent::new_root);

@@ -108,25 +108,20 @@ async fn promotes_an_existing_user() {
     let ev = watch.next(10).await.expect("user.registered");
     assert_eq!(ev.event_type, "user.registered");
     assert_eq!(ev.data["role"], "user");
+    // ADMIN_PASSWORD must be the account's own password to promote it.
     app.restart_with(|c| {
         c.admin_email = Some("ADA@example.com".into());
-        c.admin_password = Some("another password".into());
+        c.admin_password = Some("ada password".into());
     })
     .await;
 
     let me: UserProfile = app.call(methods::ME, &Empty {}, actor(&ada)).await.unwrap();
     assert_eq!(me.user.role, Role::Admin);
     assert_eq!(me.user.id, ada.id);
-    // The account keeps its own password.
     assert!(
         app.try_login("ada@example.com", "ada password")
             .await
             .is_ok()
-    );
-    assert!(
-        app.try_login("ada@example.com", "another password")
-            .await
-            .is_err()
     );
 
     let ev = watch
@@ -141,6 +136,29 @@ async fn promotes_an_existing_user() {
     watch.assert_quiet(1000).await;
     assert_eq!(count_users(&app).await, 1);
     watch.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_registered_by_someone_else_is_not_promoted() {
+    let app = TestApp::spawn().await;
+    let mallory = app
+        .register("boss@example.com", "mallory's password", "Mallory")
+        .await;
+    // A second instance configured with that email as admin, but another password.
+    let mut config = app.config.clone();
+    config.admin_email = Some("boss@example.com".into());
+    config.admin_password = Some("the real admin password".into());
+    let err = user_svc::start(config, proto_msgs::CancellationToken::new())
+        .await
+        .err()
+        .expect("start-up refuses to promote an account whose password differs");
+    assert!(err.to_string().contains("ADMIN_EMAIL"), "{err}");
+    let me: UserProfile = app
+        .call(methods::ME, &Empty {}, actor(&mallory))
+        .await
+        .unwrap();
+    assert_eq!(me.user.role, Role::User, "still a plain user");
     app.stop().await;
 }
 
