@@ -18,6 +18,7 @@ use proto_msgs::users::{Claims, Empty, Jwks, methods};
 use proto_msgs::{Actor, ErrorCode, RequestContext, RpcClient};
 use std::collections::HashMap;
 use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
@@ -79,9 +80,21 @@ pub struct Verifier {
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     /// Tokens already verified → (actor, `exp`). An Ed25519 check costs tens of µs of CPU
     /// on every request; the token string includes its signature, so a hit is exactly
-    /// as trustworthy. Emptied whenever the key set changes, and when full.
-    verified: RwLock<HashMap<String, (Actor, i64)>>,
+    /// as trustworthy, as long as the keys that verified it are still the keys: an entry
+    /// from an older key-set generation is never used. Emptied when full.
+    verified: RwLock<HashMap<String, (Actor, i64, u64)>>,
+    /// Bumped when the key set really changes (not on a refresh that found the same keys,
+    /// so unknown-`kid` refreshes cannot keep flushing the cache).
+    generation: AtomicU64,
+    /// `kid:x` of every key, to tell a real change from the same keys fetched again.
+    fingerprint: std::sync::Mutex<String>,
+    /// When keys were last fetched from user-svc; older than [`KEYS_MAX_AGE`] → fetched
+    /// again, so a key removed at user-svc stops being accepted here.
+    loaded_at: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long fetched keys are trusted before they are fetched again.
+const KEYS_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Most tokens kept in the verified cache before it is emptied.
 const VERIFIED_CACHE_MAX: usize = 10_000;
@@ -170,6 +183,9 @@ impl Verifier {
             min_refresh_interval,
             last_refresh: tokio::sync::Mutex::new(None),
             verified: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            fingerprint: std::sync::Mutex::new(String::new()),
+            loaded_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -192,13 +208,18 @@ impl Verifier {
 
     /// Checks the token and returns who it vouches for.
     pub async fn verify(&self, token: &str, ctx: &RequestContext) -> Result<Actor, AuthError> {
+        self.refresh_if_old(ctx).await;
         let now = chrono::Utc::now().timestamp();
-        if let Some((actor, exp)) = self
+        // Read before checking the signature: if the keys change meanwhile, the entry is
+        // stored under the old generation and never used.
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((actor, exp, g)) = self
             .verified
             .read()
             .ok()
             .and_then(|v| v.get(token).copied())
             && exp > now
+            && g == generation
         {
             return Ok(actor);
         }
@@ -207,9 +228,25 @@ impl Verifier {
             if cache.len() >= VERIFIED_CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(token.to_owned(), (actor, exp));
+            cache.insert(token.to_owned(), (actor, exp, generation));
         }
         Ok(actor)
+    }
+
+    /// Refetches keys from user-svc when the last fetch is older than [`KEYS_MAX_AGE`].
+    async fn refresh_if_old(&self, ctx: &RequestContext) {
+        if !matches!(self.source, KeySource::Bus { .. }) {
+            return;
+        }
+        let old = self
+            .loaded_at
+            .lock()
+            .map(|at| at.is_some_and(|at| at.elapsed() > KEYS_MAX_AGE))
+            .unwrap_or(false);
+        if old {
+            // A failure keeps the current keys: user-svc down must not log everyone out.
+            let _ = self.refresh(ctx).await;
+        }
     }
 
     async fn verify_signature(
@@ -294,13 +331,35 @@ impl Verifier {
         {
             Ok(jwks) => {
                 let keys = keys_of(&jwks);
-                tracing::info!(keys = keys.len(), "token verification keys refreshed");
-                if let Ok(mut slot) = self.keys.write() {
-                    *slot = Arc::new(keys);
+                let mut pairs: Vec<String> = jwks
+                    .keys
+                    .iter()
+                    .map(|k| format!("{}:{}", k.kid, k.x))
+                    .collect();
+                pairs.sort();
+                let fingerprint = pairs.join(",");
+                if let Ok(mut at) = self.loaded_at.lock() {
+                    *at = Some(Instant::now());
                 }
-                // A removed key must stop vouching for its tokens at once.
-                if let Ok(mut cache) = self.verified.write() {
-                    cache.clear();
+                let changed = self
+                    .fingerprint
+                    .lock()
+                    .map(|mut f| {
+                        let changed = *f != fingerprint;
+                        *f = fingerprint;
+                        changed
+                    })
+                    .unwrap_or(true);
+                if changed || self.current_keys().is_empty() {
+                    tracing::info!(keys = keys.len(), "token verification keys refreshed");
+                    if let Ok(mut slot) = self.keys.write() {
+                        *slot = Arc::new(keys);
+                    }
+                    // Tokens verified with the old keys must be checked again.
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut cache) = self.verified.write() {
+                        cache.clear();
+                    }
                 }
                 Ok(())
             }

@@ -83,11 +83,30 @@ pub enum ConfigError {
     },
     #[error("broker settings: {0}")]
     Bus(#[from] proto_msgs::BusError),
+    #[error("{0} must be set when APP_ENV=production (the local default would be used otherwise)")]
+    MissingInProduction(&'static str),
 }
 
 impl Config {
     /// Reads every setting from the environment; see docs/http-api.md for the list.
     pub fn from_env() -> Result<Config, ConfigError> {
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match get("APP_ENV").as_deref().map(str::trim) {
+            None | Some("development") => {}
+            // The broker URL holds the gateway's broker password: never fall back to
+            // the local guest account in production.
+            Some("production") if get("AMQP_URL").is_none() => {
+                return Err(ConfigError::MissingInProduction("AMQP_URL"));
+            }
+            Some("production") => {}
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "APP_ENV",
+                    value: other.to_owned(),
+                    message: "expected \"development\" or \"production\"".to_owned(),
+                });
+            }
+        }
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
             .and_then(|mut c| {
                 c.bus = BusConfig::from_env()?;

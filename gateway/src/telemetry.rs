@@ -68,7 +68,39 @@ impl RequestMeta {
             actor,
             idempotency_key: None,
             deadline: Some(SystemTime::now() + timeout),
+            message_id: None,
         }
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn enter(gauge: &prometheus::IntGauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The HTTP method as a metric and log label: the standard ones, else `OTHER`.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
     }
 }
 
@@ -97,7 +129,8 @@ pub async fn telemetry(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    // A fixed set: a client inventing methods must not invent metric series.
+    let method = method_label(req.method()).to_owned();
     let path = req.path().to_owned();
     let span = tracing::info_span!(
         "http",
@@ -111,13 +144,11 @@ pub async fn telemetry(
         tracestate,
     };
     req.extensions_mut().insert(meta.clone());
-    if let Some(m) = &metrics {
-        m.in_flight.inc();
-    }
+    // A guard, not inc/dec around the await: actix drops the future when the client
+    // goes away or shutdown times out, and the gauge must still come down.
+    let in_flight = metrics.as_ref().map(|m| InFlight::enter(&m.in_flight));
     let result = next.call(req).instrument(span.clone()).await;
-    if let Some(m) = &metrics {
-        m.in_flight.dec();
-    }
+    drop(in_flight);
     let mut res = match result {
         Ok(res) => res.map_into_boxed_body(),
         Err(err) => {

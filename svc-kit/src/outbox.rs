@@ -59,7 +59,12 @@ pub enum RelayError {
     Db(#[from] DbErr),
     #[error("cannot publish events: {0}")]
     Bus(#[from] BusError),
+    #[error("the broker did not confirm the events within {0:?}")]
+    Timeout(Duration),
 }
+
+/// Longest wait for the broker to confirm one batch.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Publishes the outbox. Several instances may run at once (rows are claimed with
 /// `FOR UPDATE SKIP LOCKED`).
@@ -178,7 +183,11 @@ impl OutboxRelay {
                 Err(err) => tracing::error!(seq, error = %err, "unreadable outbox row: dropped"),
             }
         }
-        self.publisher.publish_encoded(&events).await?;
+        // Bounded: a blocked broker (memory alarm) or a half-open connection must not
+        // hold the rows' locks, a pooled connection and shutdown forever.
+        tokio::time::timeout(PUBLISH_TIMEOUT, self.publisher.publish_encoded(&events))
+            .await
+            .map_err(|_| RelayError::Timeout(PUBLISH_TIMEOUT))??;
         let list = seqs
             .iter()
             .map(i64::to_string)

@@ -90,6 +90,16 @@ impl Config {
                 });
             }
         };
+        if app_env == AppEnv::Production {
+            // Never fall back to the local defaults (and their passwords) in production.
+            for name in ["DATABASE_URL", "AMQP_URL"] {
+                if var(name).is_none() {
+                    return Err(ConfigError::Missing(format!(
+                        "{name} must be set when APP_ENV=production"
+                    )));
+                }
+            }
+        }
         let mut db =
             DbConfig::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()));
         if let Some(n) = parse::<u32>(&var, "DB_MAX_CONNECTIONS")? {
@@ -279,11 +289,25 @@ mod tests {
     }
 
     #[test]
-    fn production_needs_a_key() {
+    fn production_needs_a_key_and_explicit_urls() {
+        let urls = [
+            ("DATABASE_URL", "postgres://u:p@db/users"),
+            ("AMQP_URL", "amqp://u:p@mq/%2f"),
+        ];
         let err = from(&[("APP_ENV", "production")]).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        let err = from(&[("APP_ENV", "production"), urls[0]])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AMQP_URL"), "{err}");
+        let err = from(&[("APP_ENV", "production"), urls[0], urls[1]])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("JWT_PRIVATE_KEY"), "{err}");
         let c = from(&[
             ("APP_ENV", "production"),
+            urls[0],
+            urls[1],
             ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
         ])
         .unwrap();

@@ -139,7 +139,10 @@ async fn a_rotated_key_is_fetched_on_its_first_token() {
     let gw = Gw::start(config).await;
     let id = Uuid::new_v4();
     let me = |token: String| gw.get("/users/me").bearer_auth(token).send();
-    assert_eq!(me(old.token(id, Role::User)).await.unwrap().status(), 200);
+    // The same token string twice: the second answer comes from the verified cache.
+    let old_token = old.token(id, Role::User);
+    assert_eq!(me(old_token.clone()).await.unwrap().status(), 200);
+    assert_eq!(me(old_token.clone()).await.unwrap().status(), 200);
 
     let new = TestKey::new("k2");
     *stubs.jwks.lock().unwrap() = new.jwks_value();
@@ -147,9 +150,10 @@ async fn a_rotated_key_is_fetched_on_its_first_token() {
     let (status, body) = json_of(me(new.token(id, Role::User)).await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(stubs.jwks_calls.load(Ordering::SeqCst), 2);
-    // The old key was retired with the refresh.
+    // The old key was retired with the refresh: even the token accepted (and cached)
+    // before is refused now.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(me(old.token(id, Role::User)).await.unwrap().status(), 401);
+    assert_eq!(me(old_token).await.unwrap().status(), 401);
     gw.stop().await;
     stubs.stop().await;
 }

@@ -328,6 +328,21 @@ async fn errors_from_the_real_services() {
         (400, "invalid_argument"),
         "{body}"
     );
+    // order-svc names the bad item field, and the gateway passes it on.
+    let (status, body) = json_of(
+        gw.post("/orders")
+            .bearer_auth(&alice_token)
+            .json(&json!({"items": [{"name": "P", "price": "1.005", "quantity": 1}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"]["field"], "items[0].price",
+        "{body}"
+    );
 
     // 409: duplicate email (case-insensitive).
     let (status, body) = json_of(

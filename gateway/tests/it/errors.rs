@@ -33,9 +33,9 @@ async fn framework_errors_use_the_error_shape() {
         ),
         (
             "wrong type",
-            gw.post("/orders")
+            gw.patch(&format!("/orders/{}/status", uuid::Uuid::new_v4()))
                 .bearer_auth(&token)
-                .json(&json!({"items": [{"name": "P", "price": "1.005", "quantity": 1}]})),
+                .json(&json!({"status": 5})),
             400,
             "invalid_argument",
         ),

@@ -8,8 +8,10 @@
 //!   down) is retried until it succeeds: the event waits, it is not lost, and the
 //!   events behind it wait in the queue.
 //!
-//! Events are handled one at a time, in queue order, so `order.updated` is never
-//! applied before the `order.created` it follows.
+//! Events are handled one at a time, in queue order. That is publication order only
+//! while one outbox relay publishes; with several service instances their relays
+//! publish concurrently, so handlers must not rely on `order.created` arriving before
+//! the `order.updated` that follows it (ours don't: see user-svc's `known_orders`).
 
 use crate::config::BusConfig;
 use crate::error::BusError;

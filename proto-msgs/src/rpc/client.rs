@@ -101,6 +101,9 @@ struct Session {
 /// How often returned (unroutable) requests are collected and their callers failed.
 const RETURNS_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Longest wait for one passive declare.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How often watched queues are checked for consumers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -253,7 +256,15 @@ impl RpcClient {
         let session = self.inner.current_session().ok_or_else(|| {
             RpcError::unavailable("not connected to the message broker; try again shortly")
         })?;
-        self.inner.check_consumers(&session, method).await?;
+        // Bounded by the call's deadline like everything else: a stalled broker must not
+        // hold a call past it.
+        match tokio::time::timeout(remaining, self.inner.check_consumers(&session, method)).await {
+            Ok(checked) => checked?,
+            Err(_) => return Err(deadline_exceeded(method)),
+        }
+        let remaining = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
 
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
@@ -519,16 +530,28 @@ async fn probe(session: &Session, queue: &str) -> Option<u32> {
             ch
         }
     };
-    let declared = channel
-        .queue_declare(
+    let declared = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        channel.queue_declare(
             queue.into(),
             QueueDeclareOptions {
                 passive: true,
                 ..Default::default()
             },
             FieldTable::default(),
-        )
-        .await;
+        ),
+    )
+    .await;
+    let Ok(declared) = declared else {
+        tracing::warn!(%queue, "checking the queue for consumers timed out; calls to it go ahead");
+        // That channel is mid-request: close it and use a fresh one next time.
+        if let Some(stale) = slot.take() {
+            tokio::spawn(async move {
+                let _ = stale.close(200, "probe timed out".into()).await;
+            });
+        }
+        return None;
+    };
     match declared {
         Ok(q) => Some(q.consumer_count()),
         Err(err) => {

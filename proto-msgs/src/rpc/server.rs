@@ -309,7 +309,14 @@ impl ServerState {
                 tracing::warn!(error = %err, "could not ack (the broker will redeliver)");
             }
             if let Some(observer) = &self.observer {
-                observer.request_handled(&method, outcome, elapsed);
+                // Only methods we serve become metric labels; any routing key a client
+                // makes up would otherwise create a series of its own.
+                let label = if self.handlers.contains_key(&method) {
+                    method.as_str()
+                } else {
+                    "unknown"
+                };
+                observer.request_handled(label, outcome, elapsed);
             }
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             match outcome {
