@@ -6,7 +6,7 @@
 //! A crash between confirm and delete publishes an event twice; consumers drop the
 //! second copy by event id (see [`crate::inbox`]).
 
-use proto_msgs::events::publish::EncodedEvent;
+use proto_msgs::events::publish::{EncodedEvent, Published};
 use proto_msgs::{BusConfig, BusError, CancellationToken, CloudEvent, EventPublisher};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use serde::Serialize;
@@ -162,7 +162,9 @@ impl OutboxRelay {
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT seq, payload::text AS payload FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT seq, attempts, payload::text AS payload FROM outbox
+                 WHERE next_attempt_at <= now()
+                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
                 [(self.batch as i64).into()],
             ))
             .await?;
@@ -170,38 +172,70 @@ impl OutboxRelay {
             txn.commit().await?;
             return Ok(0);
         }
-        let mut seqs = Vec::with_capacity(rows.len());
+        // (seq, attempts) of each event sent; unreadable rows are dropped loudly (only we
+        // write this table) rather than blocking every event behind them.
+        let mut sent = Vec::with_capacity(rows.len());
+        let mut dropped = Vec::new();
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let seq: i64 = row.try_get("", "seq")?;
+            let attempts: i32 = row.try_get("", "attempts")?;
             let payload: String = row.try_get("", "payload")?;
-            seqs.push(seq);
             match serde_json::from_str::<CloudEvent<serde_json::Value>>(&payload) {
-                Ok(event) => events.push(EncodedEvent::new(&event, payload.into_bytes())),
-                // Only we write this table; a row we can't read is dropped loudly
-                // rather than blocking every event behind it.
-                Err(err) => tracing::error!(seq, error = %err, "unreadable outbox row: dropped"),
+                Ok(event) => {
+                    events.push(EncodedEvent::new(&event, payload.into_bytes()));
+                    sent.push((seq, attempts));
+                }
+                Err(err) => {
+                    tracing::error!(seq, error = %err, "unreadable outbox row: dropped");
+                    dropped.push(seq);
+                }
             }
         }
         // Bounded: a blocked broker (memory alarm) or a half-open connection must not
         // hold the rows' locks, a pooled connection and shutdown forever.
-        tokio::time::timeout(PUBLISH_TIMEOUT, self.publisher.publish_encoded(&events))
-            .await
-            .map_err(|_| RelayError::Timeout(PUBLISH_TIMEOUT))??;
-        let list = seqs
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        txn.execute_unprepared(&format!("DELETE FROM outbox WHERE seq IN ({list})"))
-            .await?;
-        txn.commit().await?;
-        if let Some(o) = &self.observer {
-            for e in &events {
-                o.published(&e.event_type);
+        let outcomes =
+            tokio::time::timeout(PUBLISH_TIMEOUT, self.publisher.publish_encoded(&events))
+                .await
+                .map_err(|_| RelayError::Timeout(PUBLISH_TIMEOUT))??;
+        let mut done = dropped;
+        for (((seq, attempts), outcome), event) in sent.iter().zip(&outcomes).zip(&events) {
+            match outcome {
+                Published::Routed => done.push(*seq),
+                Published::Unroutable => {
+                    // No queue is bound for this type yet (its consumer has not started on
+                    // this broker): keep it, and try again later, 1 s doubling to 60 s.
+                    let delay = 1i64 << (*attempts).clamp(0, 6);
+                    tracing::warn!(seq, event_type = %event.event_type, retry_in_s = delay.min(60), "no queue is bound for this event yet; it stays in the outbox");
+                    txn.execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "UPDATE outbox SET attempts = attempts + 1,
+                                next_attempt_at = now() + make_interval(secs => $2)
+                         WHERE seq = $1",
+                        [(*seq).into(), (delay.min(60) as f64).into()],
+                    ))
+                    .await?;
+                }
             }
         }
-        tracing::debug!(count = events.len(), "outbox events published");
+        if !done.is_empty() {
+            let list = done
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            txn.execute_unprepared(&format!("DELETE FROM outbox WHERE seq IN ({list})"))
+                .await?;
+        }
+        txn.commit().await?;
+        if let Some(o) = &self.observer {
+            for (event, outcome) in events.iter().zip(&outcomes) {
+                if *outcome == Published::Routed {
+                    o.published(&event.event_type);
+                }
+            }
+        }
+        tracing::debug!(count = events.len(), "outbox pass done");
         Ok(rows.len())
     }
 }

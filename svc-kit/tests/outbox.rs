@@ -161,3 +161,60 @@ async fn an_event_waits_in_the_outbox_until_its_consumer_exists() {
     consumer.stopped().await;
     db.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbound_event_does_not_hold_up_the_ones_behind_it() {
+    let bus = TestBus::new();
+    bus.track("svc");
+    let test_db = TestDb::new().await;
+    let db = db(&test_db).await;
+    let stop = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let consumer = EventConsumer::new(bus.config(), "svc")
+        .on("thing.after", move |ev: CloudEvent<u32>| {
+            let tx = tx.clone();
+            async move {
+                tx.send(ev.data).unwrap();
+                Ok(())
+            }
+        })
+        .start(stop.clone())
+        .await
+        .unwrap();
+    let txn = db.begin().await.unwrap();
+    enqueue(&txn, &CloudEvent::new("svc", "nobody.binds", "1", 1u32))
+        .await
+        .unwrap();
+    enqueue(&txn, &CloudEvent::new("svc", "thing.after", "2", 2u32))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let signal = OutboxSignal::default();
+    let relay = OutboxRelay::new(db.clone(), bus.config(), "svc", signal.clone())
+        .poll_interval(Duration::from_millis(100))
+        .spawn(stop.clone());
+    signal.notify();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // The unbound one stays (delivered later, when something binds it). The routed one
+    // is deleted once the relay commits, a moment after the consumer got it.
+    let mut left = pending(&db).await.unwrap();
+    for _ in 0..50 {
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = pending(&db).await.unwrap();
+    }
+    assert_eq!(left, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "no duplicate of the routed event");
+    stop.cancel();
+    relay.await.unwrap();
+    consumer.stopped().await;
+    db.close().await.unwrap();
+}

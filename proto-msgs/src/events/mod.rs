@@ -7,7 +7,7 @@ pub mod publish;
 
 pub use cloudevent::CloudEvent;
 pub use consume::{EventConsumer, EventObserver, HandlerError, RetryPolicy, RunningConsumer};
-pub use publish::EventPublisher;
+pub use publish::{EventPublisher, Published};
 
 /// Routing keys (= CloudEvents `type`) of the domain events.
 pub mod types {

@@ -43,16 +43,27 @@ impl EventPublisher {
     }
 
     /// Publishes one event and waits for the broker's confirm.
+    /// An event no queue is bound to is [`BusError::Unroutable`].
     pub async fn publish<T: Serialize>(&self, event: &CloudEvent<T>) -> Result<(), BusError> {
         let body = serde_json::to_vec(event)?;
-        self.publish_encoded(&[EncodedEvent::new(event, body)])
-            .await
+        match self
+            .publish_encoded(&[EncodedEvent::new(event, body)])
+            .await?[..]
+        {
+            [Published::Unroutable] => Err(BusError::Unroutable(event.event_type.clone())),
+            _ => Ok(()),
+        }
     }
 
-    /// Publishes a batch and waits for all confirms; `Ok` only when every one of them
-    /// was confirmed. Publishing the batch before waiting keeps the broker busy instead
-    /// of paying one round trip per event.
-    pub async fn publish_encoded(&self, events: &[EncodedEvent]) -> Result<(), BusError> {
+    /// Publishes a batch and waits for all confirms. `Ok` holds what became of each
+    /// event, in order (routed to at least one queue, or returned because none is bound
+    /// yet); `Err` means the whole batch is in doubt (nack, broken connection).
+    /// Publishing the batch before waiting keeps the broker busy instead of paying one
+    /// round trip per event.
+    pub async fn publish_encoded(
+        &self,
+        events: &[EncodedEvent],
+    ) -> Result<Vec<Published>, BusError> {
         let mut state = self.state.lock().await;
         let channel = match state.as_ref() {
             Some((conn, ch)) if conn.status().connected() && ch.status().connected() => ch.clone(),
@@ -90,6 +101,15 @@ impl EventPublisher {
     }
 }
 
+/// What became of one published event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Confirmed and delivered to at least one queue.
+    Routed,
+    /// Confirmed, but returned: no queue is bound for its type (yet).
+    Unroutable,
+}
+
 /// An event already serialised, with what the AMQP properties need.
 #[derive(Debug, Clone)]
 pub struct EncodedEvent {
@@ -118,7 +138,7 @@ async fn publish_all(
     channel: &Channel,
     exchange: &str,
     events: &[EncodedEvent],
-) -> Result<(), BusError> {
+) -> Result<Vec<Published>, BusError> {
     let mut confirms = Vec::with_capacity(events.len());
     for event in events {
         let mut headers = FieldTable::default();
@@ -148,16 +168,18 @@ async fn publish_all(
                 props,
             )
             .await?;
-        confirms.push((confirm, &event.event_type));
+        confirms.push(confirm);
     }
-    for (confirm, event_type) in confirms {
+    let mut outcomes = Vec::with_capacity(confirms.len());
+    for confirm in confirms {
         let confirmation = confirm.await?;
         if !confirmation.is_ack() {
             return Err(BusError::Nacked);
         }
-        if confirmation.take_message().is_some() {
-            return Err(BusError::Unroutable(event_type.clone()));
-        }
+        outcomes.push(match confirmation.take_message() {
+            Some(_) => Published::Unroutable,
+            None => Published::Routed,
+        });
     }
-    Ok(())
+    Ok(outcomes)
 }

@@ -5,11 +5,13 @@ use sea_orm_migration::MigrationTrait;
 
 mod m20261123_000001_create_outbox;
 mod m20261123_000002_create_processed_events;
+mod m20261123_000003_outbox_retry;
 
 /// The outbox and inbox tables, in order.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![
         Box::new(m20261123_000001_create_outbox::Migration),
         Box::new(m20261123_000002_create_processed_events::Migration),
+        Box::new(m20261123_000003_outbox_retry::Migration),
     ]
 }
