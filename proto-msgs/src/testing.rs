@@ -245,3 +245,137 @@ impl BrokerProxy {
         self.proxy.upstream()
     }
 }
+
+/// A requester written the way another team's integration test would be: plain lapin,
+/// no [`RpcClient`](crate::RpcClient), hand-written JSON, an exclusive reply queue.
+pub struct RawRpc {
+    connection: lapin::Connection,
+    channel: lapin::Channel,
+    reply_to: lapin::types::ShortString,
+    replies: lapin::Consumer,
+    exchange: String,
+}
+
+/// One reply as it came off the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawReply {
+    pub correlation_id: Option<String>,
+    /// The `x-request-id` header of the reply, if any.
+    pub request_id: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl RawRpc {
+    pub async fn connect(bus: &BusConfig) -> RawRpc {
+        use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let connection = bus
+            .connect("raw requester")
+            .await
+            .expect("connect to the broker");
+        let channel = connection.create_channel().await.expect("open a channel");
+        let reply_to = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare a reply queue")
+            .name()
+            .clone();
+        let replies = channel
+            .basic_consume(
+                reply_to.clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume the reply queue");
+        RawRpc {
+            connection,
+            channel,
+            reply_to,
+            replies,
+            exchange: bus.topology.rpc_exchange(),
+        }
+    }
+
+    /// JSON request properties: `correlation_id` and string `headers`; `reply_to` is
+    /// added by [`RawRpc::send`]. Add more with lapin's `with_*` (e.g. a message id).
+    pub fn props(correlation_id: &str, headers: &[(&str, &str)]) -> lapin::BasicProperties {
+        let mut table = lapin::types::FieldTable::default();
+        for (name, value) in headers {
+            table.insert(
+                (*name).into(),
+                lapin::types::AMQPValue::LongString((*value).into()),
+            );
+        }
+        lapin::BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_correlation_id(correlation_id.into())
+            .with_headers(table)
+    }
+
+    /// Publishes `body` to the `rpc` exchange with routing key `method`.
+    pub async fn send(&self, method: &str, body: &[u8], props: lapin::BasicProperties) {
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                method.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                props.with_reply_to(self.reply_to.clone()),
+            )
+            .await
+            .expect("publish the request");
+    }
+
+    /// The next reply (at most 30 s).
+    pub async fn next_reply(&mut self) -> RawReply {
+        use futures::StreamExt;
+        let delivery =
+            tokio::time::timeout(std::time::Duration::from_secs(30), self.replies.next())
+                .await
+                .expect("a reply within 30 s")
+                .expect("the reply consumer is open")
+                .expect("a reply delivery");
+        let props = &delivery.properties;
+        RawReply {
+            correlation_id: props
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str().to_owned()),
+            request_id: props
+                .headers()
+                .as_ref()
+                .and_then(|h| crate::context::header_str(h, crate::context::headers::REQUEST_ID)),
+            body: serde_json::from_slice(&delivery.data).expect("a JSON reply"),
+        }
+    }
+
+    /// [`RawRpc::send`] with [`RawRpc::props`], then [`RawRpc::next_reply`].
+    pub async fn call(
+        &mut self,
+        method: &str,
+        body: &[u8],
+        correlation_id: &str,
+        headers: &[(&str, &str)],
+    ) -> RawReply {
+        self.send(method, body, Self::props(correlation_id, headers))
+            .await;
+        self.next_reply().await
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}

@@ -47,14 +47,6 @@ impl OrderRow {
             updated_at: self.updated_at,
         }
     }
-
-    /// Where a page that ends with this order continues.
-    pub fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id,
-        }
-    }
 }
 
 fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {

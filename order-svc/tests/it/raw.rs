@@ -2,101 +2,37 @@
 //! the exact reply.
 
 use crate::common::*;
-use futures::StreamExt;
-use lapin::BasicProperties;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use proto_msgs::testing::RawRpc;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 #[tokio::test]
 async fn hand_written_create_gets_the_exact_reply() {
     let svc = Svc::start().await;
     let actor = uuid::Uuid::new_v4();
 
-    let conn = svc.bus.config().connect("raw order test").await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut replies = ch
-        .basic_consume(
-            q.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let exchange = svc.bus.topology().rpc_exchange();
-    let call = async |method: &str, body: &str, with_actor: bool, corr: &str| {
-        let mut headers = FieldTable::default();
-        headers.insert(
-            "x-request-id".into(),
-            AMQPValue::LongString("raw-req-1".into()),
-        );
+    let mut raw = RawRpc::connect(&svc.bus.config()).await;
+    let actor_id = actor.to_string();
+    let send = async |raw: &RawRpc, method: &str, body: String, with_actor: bool, corr: &str| {
+        let mut headers = vec![("x-request-id", "raw-req-1")];
         if with_actor {
-            headers.insert(
-                "x-actor-id".into(),
-                AMQPValue::LongString(actor.to_string().into()),
-            );
-            headers.insert("x-actor-role".into(), AMQPValue::LongString("user".into()));
+            headers.extend([("x-actor-id", actor_id.as_str()), ("x-actor-role", "user")]);
         }
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_reply_to(q.name().clone())
-            .with_correlation_id(corr.into())
-            .with_headers(headers);
-        ch.basic_publish(
-            exchange.as_str().into(),
-            method.into(),
-            BasicPublishOptions::default(),
-            body.as_bytes(),
-            props,
-        )
-        .await
-        .unwrap();
-    };
-    let mut next = async || {
-        let d = tokio::time::timeout(Duration::from_secs(30), replies.next())
+        raw.send(method, body.as_bytes(), RawRpc::props(corr, &headers))
             .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let request_id = d
-            .properties
-            .headers()
-            .as_ref()
-            .and_then(|h| proto_msgs::context::header_str(h, "x-request-id"));
-        (
-            d.properties.correlation_id().as_ref().unwrap().to_string(),
-            request_id,
-            serde_json::from_slice::<Value>(&d.data).unwrap(),
-        )
     };
 
-    call(
+    send(
+        &raw,
         "orders.create",
         r#"{"user_id": "00000000-0000-0000-0000-000000000000",
             "items": [{"name": "Pen", "price": 0.1, "quantity": 3},
-                      {"name": "Book", "price": "100", "quantity": 2}]}"#,
+                      {"name": "Book", "price": "100", "quantity": 2}]}"#
+            .to_string(),
         true,
         "c-1",
     )
     .await;
-    let (corr, request_id, body) = next().await;
+    let (corr, request_id, body) = next(&mut raw).await;
     assert_eq!(corr, "c-1");
     assert_eq!(request_id.as_deref(), Some("raw-req-1"));
     let data = body["data"].as_object().expect("a data reply");
@@ -133,14 +69,15 @@ async fn hand_written_create_gets_the_exact_reply() {
     );
 
     // A bad price: the exact error body, with the field.
-    call(
+    send(
+        &raw,
         "orders.create",
-        r#"{"items": [{"name": "Pen", "price": "0.105", "quantity": 1}]}"#,
+        r#"{"items": [{"name": "Pen", "price": "0.105", "quantity": 1}]}"#.to_string(),
         true,
         "c-2",
     )
     .await;
-    let (corr, _, body) = next().await;
+    let (corr, _, body) = next(&mut raw).await;
     assert_eq!(corr, "c-2");
     assert_eq!(
         body,
@@ -152,24 +89,26 @@ async fn hand_written_create_gets_the_exact_reply() {
     );
 
     // No actor headers: unauthenticated, nothing created.
-    call(
+    send(
+        &raw,
         "orders.create",
-        r#"{"items": [{"name": "Pen", "price": 1, "quantity": 1}]}"#,
+        r#"{"items": [{"name": "Pen", "price": 1, "quantity": 1}]}"#.to_string(),
         false,
         "c-3",
     )
     .await;
-    let (_, _, body) = next().await;
+    let (_, _, body) = next(&mut raw).await;
     assert_eq!(body["error"]["code"], json!("unauthenticated"));
 
     // Not JSON at all: invalid_argument, and the service carries on.
-    call("orders.create", "{oops", true, "c-4").await;
-    let (_, _, body) = next().await;
+    send(&raw, "orders.create", "{oops".to_string(), true, "c-4").await;
+    let (_, _, body) = next(&mut raw).await;
     assert_eq!(body["error"]["code"], json!("invalid_argument"));
 
-    call(
+    send(
+        &raw,
         "orders.update_status",
-        &format!(
+        format!(
             r#"{{"id": "{}", "status": "LOST"}}"#,
             data["id"].as_str().unwrap()
         ),
@@ -177,7 +116,7 @@ async fn hand_written_create_gets_the_exact_reply() {
         "c-5",
     )
     .await;
-    let (_, _, body) = next().await;
+    let (_, _, body) = next(&mut raw).await;
     assert_eq!(
         body,
         json!({"error": {
@@ -188,8 +127,18 @@ async fn hand_written_create_gets_the_exact_reply() {
     );
     assert_eq!(svc.count("SELECT count(*) FROM orders").await, 1);
 
-    let _ = conn.close(200, "bye".into()).await;
+    raw.close().await;
     svc.stop().await;
+}
+
+/// The next reply: (correlation id, x-request-id header, body).
+async fn next(raw: &mut RawRpc) -> (String, Option<String>, Value) {
+    let reply = raw.next_reply().await;
+    (
+        reply.correlation_id.unwrap_or_default(),
+        reply.request_id,
+        reply.body,
+    )
 }
 
 /// A request delivered twice (the broker redelivers one whose ack was lost after the
@@ -198,64 +147,27 @@ async fn hand_written_create_gets_the_exact_reply() {
 async fn a_redelivered_create_makes_one_order() {
     let svc = Svc::start().await;
     let actor = uuid::Uuid::new_v4();
-    let conn = svc.bus.config().connect("redelivery test").await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut replies = ch
-        .basic_consume(
-            q.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut headers = FieldTable::default();
-    headers.insert(
-        "x-actor-id".into(),
-        AMQPValue::LongString(actor.to_string().into()),
-    );
-    headers.insert("x-actor-role".into(), AMQPValue::LongString("user".into()));
+    let mut raw = RawRpc::connect(&svc.bus.config()).await;
+    let actor_id = actor.to_string();
+    let headers = [("x-actor-id", actor_id.as_str()), ("x-actor-role", "user")];
     let mut ids = Vec::new();
     for corr in ["first", "again"] {
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_reply_to(q.name().clone())
-            .with_correlation_id(corr.into())
-            .with_message_id("msg-42".into())
-            .with_headers(headers.clone());
-        ch.basic_publish(
-            svc.bus.topology().rpc_exchange().as_str().into(),
-            "orders.create".into(),
-            BasicPublishOptions::default(),
+        let props = RawRpc::props(corr, &headers).with_message_id("msg-42".into());
+        raw.send(
+            "orders.create",
             br#"{"items": [{"name": "Pen", "price": "1.00", "quantity": 1}]}"#,
             props,
         )
-        .await
-        .unwrap();
-        let d = tokio::time::timeout(Duration::from_secs(30), replies.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let body: Value = serde_json::from_slice(&d.data).unwrap();
-        ids.push(body["data"]["id"].as_str().expect("an order").to_owned());
+        .await;
+        let reply = raw.next_reply().await;
+        ids.push(
+            reply.body["data"]["id"]
+                .as_str()
+                .expect("an order")
+                .to_owned(),
+        );
     }
     assert_eq!(ids[0], ids[1], "the same order both times");
-    let _ = conn.close(200, "bye".into()).await;
+    raw.close().await;
     svc.stop().await;
 }

@@ -1,67 +1,17 @@
 //! How another team would call us: plain lapin, hand-written JSON, exact replies.
 
 use crate::common::TestApp;
-use futures::StreamExt;
-use lapin::BasicProperties;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use proto_msgs::testing::RawRpc;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 #[tokio::test]
 async fn hand_written_register_and_login() {
     let app = TestApp::spawn().await;
-    let conn = app.bus.config().connect("raw test").await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut replies = ch
-        .basic_consume(
-            q.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let exchange = app.bus.topology().rpc_exchange();
+    let mut raw = RawRpc::connect(&app.bus.config()).await;
     let mut call = async |method: &str, body: &[u8], corr: &str| -> Value {
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_reply_to(q.name().clone())
-            .with_correlation_id(corr.into());
-        ch.basic_publish(
-            exchange.as_str().into(),
-            method.into(),
-            BasicPublishOptions::default(),
-            body,
-            props,
-        )
-        .await
-        .unwrap();
-        let d = tokio::time::timeout(Duration::from_secs(10), replies.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            d.properties.correlation_id().as_ref().unwrap().as_str(),
-            corr
-        );
-        serde_json::from_slice(&d.data).unwrap()
+        let reply = raw.call(method, body, corr, &[]).await;
+        assert_eq!(reply.correlation_id.as_deref(), Some(corr));
+        reply.body
     };
 
     let reply = call(
@@ -137,6 +87,6 @@ async fn hand_written_register_and_login() {
     let reply = call("users.register", b"{not json", "c-6").await;
     assert_eq!(reply["error"]["code"], "invalid_argument");
 
-    let _ = conn.close(200, "bye".into()).await;
+    raw.close().await;
     app.stop().await;
 }
