@@ -14,6 +14,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
+# The patched crates of `[patch.crates-io]` (vendor/README.md) are dependencies too:
+# present before the dependency layer is cooked.
+COPY vendor vendor
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked --bins \

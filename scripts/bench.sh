@@ -40,7 +40,7 @@ scripts/system.sh up
 cargo build --release --locked -q -p system-tests --bin shop-bench
 URL="http://127.0.0.1:$GATEWAY_PORT"
 ./target/release/shop-bench http --url "$URL" --concurrency "${BENCH_CONCURRENCY:-32}" \
-  --secs "${BENCH_SECS:-10}" --warmup "${BENCH_WARMUP_SECS:-2}"
+  --secs "${BENCH_SECS:-6}" --warmup "${BENCH_WARMUP_SECS:-2}" --rounds "${BENCH_ROUNDS:-3}"
 if [ -n "${BENCH_SOAK_SECS:-}" ]; then
   echo
   ./target/release/shop-bench soak --url "$URL" --secs "$BENCH_SOAK_SECS" --rate "${BENCH_SOAK_RATE:-100}"

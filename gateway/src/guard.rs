@@ -9,7 +9,7 @@ use crate::auth::Verifier;
 use crate::error::ApiError;
 use crate::limits::{Decision, Policy, client_ip};
 use crate::state::AppState;
-use crate::telemetry::RequestMeta;
+use crate::telemetry::{RequestMeta, RoutePattern};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -51,7 +51,11 @@ pub async fn guard(
         return Ok(req.error_response(ApiError::internal("application state missing")));
     };
     let ip = client_ip(req.request(), state.config.trust_forwarded_for);
-    let decision = match access(req.match_pattern().as_deref()) {
+    let pattern = match req.extensions().get::<RoutePattern>() {
+        Some(RoutePattern(pattern)) => pattern.clone(),
+        None => req.match_pattern(),
+    };
+    let decision = match access(pattern.as_deref()) {
         Access::Exempt => None,
         Access::Credentials => state.limits.check_ip(Policy::Auth, ip),
         Access::Public => state.limits.check_ip(Policy::Anon, ip),

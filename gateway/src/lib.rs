@@ -35,7 +35,7 @@ pub use config::{Config, ConfigError, RateLimits};
 use crate::auth::Verifier;
 use crate::limits::Limits;
 use crate::metrics::GatewayMetrics;
-use crate::state::AppState;
+use crate::state::{AppState, WorkerRpc};
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, from_fn};
@@ -137,10 +137,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let state = app_state.clone();
+        // Runs on each worker's thread: this worker's bus connection does its I/O there.
+        let worker_rpc = web::Data::new(WorkerRpc(state.rpc.sibling("gateway worker")));
         let body_limit = state.config.body_limit;
         let cors_origins = state.config.cors_allowed_origins.clone();
         App::new()
             .app_data(state)
+            .app_data(worker_rpc)
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)

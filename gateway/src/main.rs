@@ -1,5 +1,8 @@
 //! The gateway binary: logging, settings from the environment, run until SIGTERM.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = proto_msgs::telemetry::init("gateway");

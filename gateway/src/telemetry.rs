@@ -27,6 +27,10 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the gateway knows about a request before any handler runs; stored in the
 /// request's extensions.
+/// The route pattern the request matched (`None`: no route), found once by telemetry.
+#[derive(Debug, Clone)]
+pub struct RoutePattern(pub Option<String>);
+
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,
@@ -126,9 +130,11 @@ pub async fn telemetry(
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
     let (request_id, incoming, tracestate) = RequestMeta::from_request(&req);
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // Matching the route pattern walks the routing table, so it is done once here and
+    // the guard reads it from the request's extensions.
+    let pattern = req.match_pattern();
+    let route = pattern.clone().unwrap_or_else(|| "unmatched".to_owned());
+    req.extensions_mut().insert(RoutePattern(pattern));
     // A fixed set: a client inventing methods must not invent metric series.
     let method = method_label(req.method()).to_owned();
     let path = req.path().to_owned();

@@ -2,7 +2,7 @@
 
 use crate::error::BusError;
 use crate::topology::{QueueKind, Topology};
-use lapin::{Connection, ConnectionProperties};
+use amqprs::connection::Connection;
 use std::time::Duration;
 
 /// Default broker URL: a local RabbitMQ with its default account.
@@ -50,17 +50,16 @@ impl BusConfig {
     /// Opens one connection, named so it can be recognised in the management UI
     /// (the topology prefix, if any, comes first).
     pub async fn connect(&self, name: &str) -> Result<Connection, BusError> {
-        let name = match self.topology.prefix() {
+        let name = self.connection_name(name);
+        crate::amqp::connect(&self.url, &name).await
+    }
+
+    /// The connection name as the management UI shows it for `name`.
+    pub fn connection_name(&self, name: &str) -> String {
+        match self.topology.prefix() {
             "" => name.to_owned(),
             prefix => format!("{prefix} {name}"),
-        };
-        let props = ConnectionProperties::default().with_connection_name(name.into());
-        Connection::connect(&self.url, props)
-            .await
-            .map_err(|source| BusError::Connect {
-                url: redact(&self.url),
-                source,
-            })
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! The request context that travels in AMQP headers: request id, W3C trace context,
 //! the actor the gateway vouches for, an idempotency key and the caller's deadline.
 
+use crate::amqp::{header, put_i64, put_str};
 use crate::envelope::RpcError;
 use crate::trace::TraceParent;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amqprs::{FieldTable, FieldValue};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -142,37 +143,32 @@ impl RequestContext {
 
     /// The AMQP headers for this context.
     pub fn to_headers(&self) -> FieldTable {
-        let mut table = FieldTable::default();
-        let mut put = |name: &str, value: &str| {
-            table.insert(
-                ShortString::from(name),
-                AMQPValue::LongString(LongString::from(value)),
-            );
-        };
+        let mut table = FieldTable::new();
         if let Some(v) = &self.request_id {
-            put(headers::REQUEST_ID, v);
+            put_str(&mut table, headers::REQUEST_ID, v);
         }
         if let Some(v) = &self.traceparent {
-            put(headers::TRACEPARENT, &v.to_string());
+            put_str(&mut table, headers::TRACEPARENT, &v.to_string());
         }
         if let Some(v) = &self.tracestate {
-            put(headers::TRACESTATE, v);
+            put_str(&mut table, headers::TRACESTATE, v);
         }
         if let Some(actor) = &self.actor {
-            put(headers::ACTOR_ID, &actor.id.to_string());
-            put(headers::ACTOR_ROLE, actor.role.as_str());
+            put_str(&mut table, headers::ACTOR_ID, &actor.id.to_string());
+            put_str(&mut table, headers::ACTOR_ROLE, actor.role.as_str());
         }
         if let Some(v) = &self.idempotency_key {
-            put(headers::IDEMPOTENCY_KEY, v);
+            put_str(&mut table, headers::IDEMPOTENCY_KEY, v);
         }
         if let Some(deadline) = self.deadline {
             let ms = deadline
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or(Duration::ZERO)
                 .as_millis();
-            table.insert(
-                ShortString::from(headers::DEADLINE),
-                AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
+            put_i64(
+                &mut table,
+                headers::DEADLINE,
+                i64::try_from(ms).unwrap_or(i64::MAX),
             );
         }
         table
@@ -219,11 +215,10 @@ impl RequestContext {
     }
 }
 
-/// A header as text, whichever string type the publisher used.
+/// A header as text (empty counts as absent).
 pub fn header_str(table: &FieldTable, name: &str) -> Option<String> {
-    match table.inner().get(name)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+    match header(table, name)? {
+        FieldValue::S(s) => Some(s.as_ref().clone()),
         _ => None,
     }
     .filter(|s| !s.is_empty())
@@ -232,17 +227,16 @@ pub fn header_str(table: &FieldTable, name: &str) -> Option<String> {
 /// A header as an integer, accepting every integer type and decimal text (the
 /// RabbitMQ management UI sends numbers as strings unless told otherwise).
 pub fn header_i64(table: &FieldTable, name: &str) -> Option<i64> {
-    match table.inner().get(name)? {
-        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
-        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
-        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
-        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
-        AMQPValue::LongInt(v) => Some(i64::from(*v)),
-        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
-        AMQPValue::LongLongInt(v) => Some(*v),
-        AMQPValue::Timestamp(v) => i64::try_from(*v).ok(),
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok(),
-        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
+    match header(table, name)? {
+        FieldValue::b(v) => Some(i64::from(*v)),
+        FieldValue::B(v) => Some(i64::from(*v)),
+        FieldValue::s(v) => Some(i64::from(*v)),
+        FieldValue::u(v) => Some(i64::from(*v)),
+        FieldValue::I(v) => Some(i64::from(*v)),
+        FieldValue::i(v) => Some(i64::from(*v)),
+        FieldValue::l(v) => Some(*v),
+        FieldValue::T(v) => i64::try_from(*v).ok(),
+        FieldValue::S(s) => s.as_ref().trim().parse().ok(),
         _ => None,
     }
 }
@@ -274,24 +268,21 @@ mod tests {
 
     #[test]
     fn half_an_actor_is_refused() {
-        let mut t = FieldTable::default();
-        t.insert(
-            "x-actor-id".into(),
-            AMQPValue::LongString(Uuid::new_v4().to_string().into()),
-        );
+        let mut t = FieldTable::new();
+        put_str(&mut t, "x-actor-id", &Uuid::new_v4().to_string());
         let err = RequestContext::from_headers(Some(&t)).unwrap_err();
         assert_eq!(err.code, crate::ErrorCode::Unauthenticated);
-        t.insert("x-actor-role".into(), AMQPValue::LongString("root".into()));
+        put_str(&mut t, "x-actor-role", "root");
         assert!(RequestContext::from_headers(Some(&t)).is_err());
     }
 
     #[test]
     fn deadline_accepts_text_and_numbers() {
-        let mut t = FieldTable::default();
-        t.insert("x-deadline".into(), AMQPValue::LongString("1000".into()));
+        let mut t = FieldTable::new();
+        put_str(&mut t, "x-deadline", "1000");
         let ctx = RequestContext::from_headers(Some(&t)).unwrap();
         assert!(ctx.deadline_passed());
-        t.insert("x-deadline".into(), AMQPValue::LongUInt(1000));
+        put_i64(&mut t, "x-deadline", 1000);
         assert!(
             RequestContext::from_headers(Some(&t))
                 .unwrap()

@@ -5,20 +5,12 @@ use crate::envelope::RpcError;
 /// Something went wrong talking to the broker.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("cannot connect to the message broker at {url}: {source}")]
-    Connect {
-        url: String,
-        #[source]
-        source: lapin::Error,
-    },
-    #[error("cannot declare {name} on the message broker: {source}")]
-    Declare {
-        name: String,
-        #[source]
-        source: lapin::Error,
-    },
+    #[error("cannot connect to the message broker at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("cannot declare {name} on the message broker: {reason}")]
+    Declare { name: String, reason: String },
     #[error("message broker error: {0}")]
-    Amqp(#[from] lapin::Error),
+    Amqp(String),
     #[error("the broker refused the message (negative publisher confirm)")]
     Nacked,
     #[error("no queue is bound for {0:?} yet (its consumer has not declared its queue)")]
@@ -32,11 +24,15 @@ pub enum BusError {
 }
 
 impl BusError {
-    pub(crate) fn declare(name: &str, source: lapin::Error) -> Self {
+    pub(crate) fn declare(name: &str, reason: impl Into<String>) -> Self {
         BusError::Declare {
             name: name.to_owned(),
-            source,
+            reason: reason.into(),
         }
+    }
+
+    pub(crate) fn amqp(err: amqprs::error::Error) -> Self {
+        BusError::Amqp(err.to_string())
     }
 }
 

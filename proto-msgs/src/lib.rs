@@ -1,7 +1,9 @@
 //! # proto-msgs: the wire contract of the shop bus
 //!
-//! The one place that knows the wire, and the only code that talks AMQP (lapin).
+//! The one place that knows the wire, and the only code that talks AMQP.
 //!
+//! - [`amqp`]: the AMQP client underneath (amqprs): connecting from a URL, deliveries,
+//!   headers, and channel callbacks (returns, confirms, closes) as values.
 //! - [`topology`]: names of exchanges (`rpc`, `events`) and queues (`<service>.rpc`,
 //!   `<service>.events`, `<service>.events.dlq`), an optional prefix, idempotent declare.
 //! - [`envelope`]: the reply body `{"data": …}` / `{"error": {code, message, details}}`
@@ -19,11 +21,13 @@
 //! Reconnects are supervised here: consumers and clients survive a broker restart
 //! without their process restarting.
 
+pub mod amqp;
 pub mod config;
 pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod log_writer;
 pub mod money;
 pub mod orders;
 pub mod rpc;

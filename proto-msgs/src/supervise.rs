@@ -1,28 +1,27 @@
 //! A consumer that survives broker restarts: connect, declare, consume, and when the
 //! connection or channel dies, reconnect with backoff and do it all again.
 //!
-//! We supervise ourselves rather than use lapin's auto-recovery so that what happens
-//! on a broker restart is explicit: deliveries in flight on the dead channel are
-//! simply redelivered by the broker, and topology is declared again from our own
-//! definitions.
+//! amqprs has no recovery of its own, and we would not use one: what happens on a
+//! broker restart stays explicit. Deliveries in flight on the dead channel are simply
+//! redelivered by the broker, and topology is declared again from our own definitions.
 
+use crate::amqp::{ChannelHandle, Delivery};
 use crate::config::{Backoff, BusConfig};
 use crate::error::BusError;
-use futures::StreamExt;
+use amqprs::channel::{
+    BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage,
+};
+use amqprs::connection::Connection;
 use futures::future::BoxFuture;
-use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Consumer};
 use std::future::Future;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Declares what the consumer needs and returns the queue to consume.
 pub(crate) type Declare =
-    Box<dyn Fn(Channel) -> BoxFuture<'static, Result<String, BusError>> + Send + Sync>;
+    Box<dyn Fn(ChannelHandle) -> BoxFuture<'static, Result<String, BusError>> + Send + Sync>;
 
 /// How long a graceful stop waits for the broker to confirm the cancel.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,7 +59,7 @@ pub(crate) async fn consume_supervised<H, F>(
             opened = open(&spec) => opened,
             _ = shutdown.cancelled() => return,
         };
-        let (connection, channel, mut consumer, queue) = match opened {
+        let (connection, channel, tag, mut consumer, queue) = match opened {
             Ok(opened) => opened,
             Err(err) => {
                 let delay = backoff.next_delay();
@@ -77,24 +76,25 @@ pub(crate) async fn consume_supervised<H, F>(
             let _ = ready.send(());
         }
 
-        let stopped = pump(&channel, &mut consumer, &shutdown, &mut handle).await;
+        let stopped = pump(&channel, &tag, &mut consumer, &shutdown, &mut handle).await;
         if stopped {
             spec.in_flight.close();
             spec.in_flight.wait().await;
-            let _ = connection.close(200, "shutdown".into()).await;
+            let _ = connection.close().await;
             tracing::info!(connection = %spec.connection_name, %queue, "stopped consuming");
             return;
         }
         tracing::warn!(connection = %spec.connection_name, %queue, "lost the broker connection; reconnecting");
         drop(consumer);
-        let _ = connection.close(200, "reconnecting".into()).await;
+        let _ = connection.close().await;
     }
 }
 
 /// Feeds deliveries to `handle` until the consumer dies (false) or shutdown (true).
 async fn pump<H, F>(
     channel: &Channel,
-    consumer: &mut Consumer,
+    tag: &str,
+    consumer: &mut mpsc::UnboundedReceiver<ConsumerMessage>,
     shutdown: &CancellationToken,
     handle: &mut H,
 ) -> bool
@@ -106,27 +106,29 @@ where
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                // Stop new deliveries, then finish what the broker already sent us.
-                let tag = consumer.tag();
+                // Stop new deliveries, then finish what the broker already sent us: after
+                // cancel-ok nothing more arrives and the receiver ends once drained.
                 let cancelled = tokio::time::timeout(
                     CANCEL_TIMEOUT,
-                    channel.basic_cancel(tag, BasicCancelOptions::default()),
+                    channel.basic_cancel(BasicCancelArguments::new(tag)),
                 )
                 .await;
-                if matches!(cancelled, Ok(Ok(()))) {
-                    while let Ok(Some(Ok(delivery))) =
-                        tokio::time::timeout(CANCEL_TIMEOUT, consumer.next()).await
+                if matches!(cancelled, Ok(Ok(_))) {
+                    while let Ok(Some(message)) =
+                        tokio::time::timeout(CANCEL_TIMEOUT, consumer.recv()).await
                     {
-                        handle(delivery, channel.clone()).await;
+                        if let Some(delivery) = Delivery::from_message(message) {
+                            handle(delivery, channel.clone()).await;
+                        }
                     }
                 }
                 return true;
             }
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => handle(delivery, channel.clone()).await,
-                Some(Err(err)) => {
-                    tracing::warn!(error = %err, "consumer error");
-                    return false;
+            next = consumer.recv() => match next {
+                Some(message) => {
+                    if let Some(delivery) = Delivery::from_message(message) {
+                        handle(delivery, channel.clone()).await;
+                    }
                 }
                 None => return false,
             }
@@ -134,20 +136,29 @@ where
     }
 }
 
-async fn open(spec: &ConsumeSpec) -> Result<(Connection, Channel, Consumer, String), BusError> {
+type Opened = (
+    Connection,
+    Channel,
+    String,
+    mpsc::UnboundedReceiver<ConsumerMessage>,
+    String,
+);
+
+async fn open(spec: &ConsumeSpec) -> Result<Opened, BusError> {
     let connection = spec.bus.connect(&spec.connection_name).await?;
-    let channel = connection.create_channel().await?;
+    let channel = ChannelHandle::open(&connection).await?;
     let queue = (spec.declare)(channel.clone()).await?;
     channel
-        .basic_qos(spec.prefetch, BasicQosOptions::default())
-        .await?;
-    let consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
+        .basic_qos(BasicQosArguments::new(0, spec.prefetch, false))
+        .await
+        .map_err(|e| BusError::Amqp(channel.explain(e)))?;
+    let (tag, consumer) = channel
+        .basic_consume_rx(
+            BasicConsumeArguments::new(&queue, "")
+                .manual_ack(true)
+                .finish(),
         )
-        .await?;
-    Ok((connection, channel, consumer, queue))
+        .await
+        .map_err(|e| BusError::declare(&queue, channel.explain(e)))?;
+    Ok((connection, channel.channel.clone(), tag, consumer, queue))
 }

@@ -13,6 +13,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::io::IsTerminal;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -20,15 +21,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Default filter: our crates at info, noisy dependencies quieter.
-pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,lapin=warn,amq_protocol=warn,opentelemetry=warn";
+pub const DEFAULT_FILTER: &str =
+    "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,amqprs=warn,opentelemetry=warn";
 
-/// Directive that keeps returned-message bodies out of the logs.
-const SILENCE_RETURNED_BODIES: &str = "lapin::returned_messages=error";
-
-/// Keeps the span exporter alive; dropping it flushes what is buffered.
-#[must_use = "dropping the guard stops span export"]
+/// Keeps the log writer and the span exporter alive; dropping it flushes both.
+#[must_use = "dropping the guard stops logging and span export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    _flush: Option<crate::log_writer::FlushGuard>,
 }
 
 impl Drop for TelemetryGuard {
@@ -47,13 +47,6 @@ impl Drop for TelemetryGuard {
 pub fn init(service: &str) -> TelemetryGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    // lapin logs the body of a returned (unroutable) message at WARN: that body can hold
-    // a password (a register call while user-svc is down). Never log it, even when
-    // RUST_LOG asks for lapin's warnings.
-    let filter = match SILENCE_RETURNED_BODIES.parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let provider = otlp_provider(service);
     // Each output has its own filter: turning the logs down (RUST_LOG=warn) must not
@@ -67,15 +60,24 @@ pub fn init(service: &str) -> TelemetryGuard {
             .with_tracer(p.tracer(service.to_owned()))
             .with_filter(spans)
     });
+    // Lines go to stdout in batches, off the request path (see `log_writer`).
+    let (writer, flush) = crate::log_writer::BatchedStdout::start();
+    // Colours only for a terminal: log files stay plain text (and cheaper to write).
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(true)
+            .with_writer(writer)
             .with_filter(filter)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_filter(filter).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed()
     };
     let result = tracing_subscriber::registry()
         .with(otel_layer)
@@ -84,7 +86,10 @@ pub fn init(service: &str) -> TelemetryGuard {
     if result.is_ok() {
         tracing::info!(service, otlp = provider.is_some(), "telemetry initialised");
     }
-    TelemetryGuard { provider }
+    TelemetryGuard {
+        provider,
+        _flush: result.is_ok().then_some(flush),
+    }
 }
 
 fn otlp_provider(service: &str) -> Option<SdkTracerProvider> {

@@ -118,13 +118,13 @@ impl Drop for TestBus {
                 let Ok(conn) = config.connect("test clean-up").await else {
                     return;
                 };
-                if let Ok(channel) = conn.create_channel().await {
+                if let Ok(channel) = crate::amqp::ChannelHandle::open(&conn).await {
                     let names: Vec<&str> = services.iter().map(String::as_str).collect();
                     if let Err(err) = config.topology.delete_all(&channel, &names).await {
                         eprintln!("test clean-up of {}: {err}", config.topology.prefix());
                     }
                 }
-                let _ = conn.close(200, "done".into()).await;
+                let _ = conn.close().await;
             });
         });
         let _ = cleanup.join();
@@ -246,6 +246,28 @@ impl BrokerProxy {
     }
 }
 
+/// A connection made with lapin, a client other than the one this crate uses: what
+/// another team's integration test would open, so tests prove the wire, not the library.
+/// Named like [`BusConfig::connect`] names its connections.
+pub async fn lapin_connect(bus: &BusConfig, name: &str) -> lapin::Connection {
+    let props = lapin::ConnectionProperties::default()
+        .with_connection_name(bus.connection_name(name).into());
+    lapin::Connection::connect(&bus.url, props)
+        .await
+        .expect("connect to the broker with lapin")
+}
+
+/// A header of a lapin message as text.
+pub fn lapin_header_str(table: &lapin::types::FieldTable, name: &str) -> Option<String> {
+    match table.inner().get(name)? {
+        lapin::types::AMQPValue::LongString(s) => {
+            Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
+        lapin::types::AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
 /// A requester written the way another team's integration test would be: plain lapin,
 /// no [`RpcClient`](crate::RpcClient), hand-written JSON, an exclusive reply queue.
 pub struct RawRpc {
@@ -269,10 +291,7 @@ impl RawRpc {
     pub async fn connect(bus: &BusConfig) -> RawRpc {
         use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
         use lapin::types::FieldTable;
-        let connection = bus
-            .connect("raw requester")
-            .await
-            .expect("connect to the broker");
+        let connection = lapin_connect(bus, "raw requester").await;
         let channel = connection.create_channel().await.expect("open a channel");
         let reply_to = channel
             .queue_declare(
@@ -357,7 +376,7 @@ impl RawRpc {
             request_id: props
                 .headers()
                 .as_ref()
-                .and_then(|h| crate::context::header_str(h, crate::context::headers::REQUEST_ID)),
+                .and_then(|h| lapin_header_str(h, crate::context::headers::REQUEST_ID)),
             body: serde_json::from_slice(&delivery.data).expect("a JSON reply"),
         }
     }

@@ -3,10 +3,10 @@
 //! Every name goes through [`Topology`], whose optional prefix lets tests and parallel
 //! runs use their own exchanges and queues on one broker (`BUS_PREFIX`).
 
+use crate::amqp::{ChannelHandle, put_str};
 use crate::error::BusError;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use amqprs::FieldTable;
+use amqprs::channel::{ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments};
 
 /// The RPC exchange (topic): routing key = method, `<service>.<method>`.
 pub const RPC_EXCHANGE: &str = "rpc";
@@ -94,46 +94,46 @@ impl Topology {
     }
 
     /// Declares both exchanges (durable topic). Idempotent.
-    pub async fn declare_exchanges(&self, channel: &Channel) -> Result<(), BusError> {
+    pub async fn declare_exchanges(&self, channel: &ChannelHandle) -> Result<(), BusError> {
         self.declare_exchange_names(channel, &[self.rpc_exchange(), self.events_exchange()])
             .await
     }
 
     /// Declares only the `rpc` exchange: all an RPC client needs (and, with per-service
     /// broker users, all the gateway is allowed to configure).
-    pub async fn declare_rpc_exchange(&self, channel: &Channel) -> Result<(), BusError> {
+    pub async fn declare_rpc_exchange(&self, channel: &ChannelHandle) -> Result<(), BusError> {
         self.declare_exchange_names(channel, &[self.rpc_exchange()])
             .await
     }
 
     async fn declare_exchange_names(
         &self,
-        channel: &Channel,
+        channel: &ChannelHandle,
         names: &[String],
     ) -> Result<(), BusError> {
         for exchange in names {
             channel
                 .exchange_declare(
-                    exchange.as_str().into(),
-                    ExchangeKind::Topic,
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
+                    ExchangeDeclareArguments::new(exchange, "topic")
+                        .durable(true)
+                        .finish(),
                 )
                 .await
-                .map_err(|e| BusError::declare(exchange, e))?;
+                .map_err(|e| BusError::declare(exchange, channel.explain(e)))?;
         }
         Ok(())
     }
 
     /// Declares the exchanges and `<service>.rpc`, bound to `rpc` with `<service>.*`
     /// (and `<service>.sys.*` for the built-in system methods).
-    pub async fn declare_rpc(&self, channel: &Channel, service: &str) -> Result<String, BusError> {
+    pub async fn declare_rpc(
+        &self,
+        channel: &ChannelHandle,
+        service: &str,
+    ) -> Result<String, BusError> {
         self.declare_exchanges(channel).await?;
         let queue = self.rpc_queue(service);
-        declare_queue(channel, &queue, FieldTable::default()).await?;
+        declare_queue(channel, &queue, FieldTable::new()).await?;
         for key in [format!("{service}.*"), format!("{service}.sys.*")] {
             bind(channel, &queue, &self.rpc_exchange(), &key).await?;
         }
@@ -145,7 +145,7 @@ impl Topology {
     /// exchange is needed (<https://www.rabbitmq.com/docs/dlx>).
     pub async fn declare_events(
         &self,
-        channel: &Channel,
+        channel: &ChannelHandle,
         service: &str,
         keys: &[&str],
     ) -> Result<String, BusError> {
@@ -154,14 +154,8 @@ impl Topology {
         declare_queue(channel, &dlq, self.queue_kind_args()).await?;
         let queue = self.events_queue(service);
         let mut args = self.queue_kind_args();
-        args.insert(
-            ShortString::from("x-dead-letter-exchange"),
-            AMQPValue::LongString(LongString::from("")),
-        );
-        args.insert(
-            ShortString::from("x-dead-letter-routing-key"),
-            AMQPValue::LongString(LongString::from(dlq.as_str())),
-        );
+        put_str(&mut args, "x-dead-letter-exchange", "");
+        put_str(&mut args, "x-dead-letter-routing-key", &dlq);
         declare_queue(channel, &queue, args).await?;
         for key in keys {
             bind(channel, &queue, &self.events_exchange(), key).await?;
@@ -170,12 +164,9 @@ impl Topology {
     }
 
     fn queue_kind_args(&self) -> FieldTable {
-        let mut args = FieldTable::default();
+        let mut args = FieldTable::new();
         if self.event_queue_kind == QueueKind::Quorum {
-            args.insert(
-                ShortString::from("x-queue-type"),
-                AMQPValue::LongString(LongString::from("quorum")),
-            );
+            put_str(&mut args, "x-queue-type", "quorum");
         }
         args
     }
@@ -183,8 +174,12 @@ impl Topology {
     /// Deletes every exchange and queue this topology could have declared for the given
     /// services. For tests: each one uses its own prefix and leaves nothing behind.
     #[cfg(feature = "testing")]
-    pub async fn delete_all(&self, channel: &Channel, services: &[&str]) -> Result<(), BusError> {
-        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    pub async fn delete_all(
+        &self,
+        channel: &ChannelHandle,
+        services: &[&str],
+    ) -> Result<(), BusError> {
+        use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
         for service in services {
             for queue in [
                 self.rpc_queue(service),
@@ -192,47 +187,48 @@ impl Topology {
                 self.events_dlq(service),
             ] {
                 channel
-                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .queue_delete(QueueDeleteArguments::new(&queue))
                     .await
-                    .map_err(|e| BusError::declare(&queue, e))?;
+                    .map_err(|e| BusError::declare(&queue, channel.explain(e)))?;
             }
         }
         for exchange in [self.rpc_exchange(), self.events_exchange()] {
             channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .exchange_delete(ExchangeDeleteArguments::new(&exchange))
                 .await
-                .map_err(|e| BusError::declare(&exchange, e))?;
+                .map_err(|e| BusError::declare(&exchange, channel.explain(e)))?;
         }
         Ok(())
     }
 }
 
-async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), BusError> {
+async fn declare_queue(
+    channel: &ChannelHandle,
+    name: &str,
+    args: FieldTable,
+) -> Result<(), BusError> {
     channel
         .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
+            QueueDeclareArguments::new(name)
+                .durable(true)
+                .arguments(args)
+                .finish(),
         )
         .await
-        .map_err(|e| BusError::declare(name, e))?;
+        .map_err(|e| BusError::declare(name, channel.explain(e)))?;
     Ok(())
 }
 
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BusError> {
+async fn bind(
+    channel: &ChannelHandle,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+) -> Result<(), BusError> {
     channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+        .queue_bind(QueueBindArguments::new(queue, exchange, key))
         .await
-        .map_err(|e| BusError::declare(queue, e))
+        .map_err(|e| BusError::declare(queue, channel.explain(e)))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ fn fast_retry() -> RetryPolicy {
 
 /// Reads one message from a queue, polling for up to 5 s.
 async fn get_one(bus: &TestBus, queue: &str) -> Option<lapin::message::BasicGetMessage> {
-    let conn = bus.config().connect("dlq reader").await.unwrap();
+    let conn = proto_msgs::testing::lapin_connect(&bus.config(), "dlq reader").await;
     let ch = conn.create_channel().await.unwrap();
     for _ in 0..50 {
         if let Some(msg) = ch
@@ -96,7 +96,7 @@ async fn poison_events_go_straight_to_the_dlq() {
         .await
         .unwrap();
 
-    let conn = bus.config().connect("raw publisher").await.unwrap();
+    let conn = proto_msgs::testing::lapin_connect(&bus.config(), "raw publisher").await;
     let ch = conn.create_channel().await.unwrap();
     let exchange = bus.topology().events_exchange();
     for body in [&b"not json at all"[..], br#"{"specversion":"1.0","id":"x"}"#, br#"{"specversion":"1.0","id":"6f1e1c3c-8f0e-4a43-9d55-7d2f5b1f0a11","source":"t","type":"thing.happened","time":"2026-01-01T00:00:00Z","data":{"n":"not a number"}}"#] {

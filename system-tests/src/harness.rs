@@ -566,12 +566,8 @@ impl Stack {
 
     /// Messages ready in `queue` (a passive declare: unacked ones are not counted).
     pub async fn queue_ready(&self, queue: &str) -> u32 {
-        let conn = self
-            .bus
-            .config()
-            .connect("system-test probe")
-            .await
-            .expect("connect");
+        let conn =
+            proto_msgs::testing::lapin_connect(&self.bus.config(), "system-test probe").await;
         let channel = conn.create_channel().await.expect("channel");
         let count = channel
             .queue_declare(

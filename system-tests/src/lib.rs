@@ -3,6 +3,7 @@
 //! - [`load`]: a closed-loop load driver with percentiles.
 //! - [`echo`]: the RPC echo floor (proto-msgs vs a bare lapin pair).
 //! - [`http`]: HTTP scenarios against a running gateway.
+//! - [`raw_http`]: a lean HTTP/1.1 load driver (pre-rendered requests, keep-alive).
 //! - [`harness`]: the services as real processes (signals, logs, readiness), each
 //!   test on its own databases, broker prefix and ports.
 //! - [`make`]: `make up` / `make down` driven by tests, cleaned up on drop.
@@ -14,3 +15,4 @@ pub mod harness;
 pub mod http;
 pub mod load;
 pub mod make;
+pub mod raw_http;

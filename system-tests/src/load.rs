@@ -40,12 +40,33 @@ impl Load {
         Fut: Future<Output = bool> + Send,
     {
         let call = Arc::new(call);
+        self.drive_with(
+            |_| (),
+            move |()| {
+                let call = call.clone();
+                async move { ((), call().await) }
+            },
+        )
+        .await
+    }
+
+    /// Like [`Load::drive`], with a state per worker (a connection, say) that `call`
+    /// takes and gives back with its outcome; `init(n)` makes worker n's first state.
+    pub async fn drive_with<S, I, F, Fut>(&self, init: I, call: F) -> Figures
+    where
+        S: Send + 'static,
+        I: Fn(usize) -> S,
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (S, bool)> + Send,
+    {
+        let call = Arc::new(call);
         let start = Instant::now();
         let measure_from = start + self.warmup;
         let end = measure_from + self.duration;
         let workers: Vec<_> = (0..self.concurrency)
-            .map(|_| {
+            .map(|n| {
                 let call = call.clone();
+                let mut state = init(n);
                 tokio::spawn(async move {
                     let mut latencies = Vec::with_capacity(64 * 1024);
                     let mut errors = 0u64;
@@ -54,7 +75,8 @@ impl Load {
                         if t >= end {
                             break;
                         }
-                        let ok = call().await;
+                        let (next, ok) = call(state).await;
+                        state = next;
                         if t >= measure_from {
                             if ok {
                                 latencies.push(t.elapsed());

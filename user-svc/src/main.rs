@@ -1,5 +1,8 @@
 //! user-svc: configuration from the environment, then [`user_svc::run`] until SIGTERM.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = proto_msgs::telemetry::init("user-svc");

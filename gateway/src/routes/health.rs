@@ -32,7 +32,7 @@ pub async fn live() -> HttpResponse {
 )]
 pub async fn ready(bus: Bus, state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.config.health_timeout;
-    let broker = state.rpc.is_connected();
+    let broker = bus.is_connected();
     let (users, orders) = if broker {
         futures::join!(
             check(&bus, users::methods::HEALTH, timeout),

@@ -8,14 +8,14 @@ pub mod orders;
 pub mod users;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, WorkerRpc};
 use crate::telemetry::RequestMeta;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use proto_msgs::{Actor, Reply, RequestContext, RpcError};
+use proto_msgs::{Actor, Reply, RequestContext, RpcClient, RpcError};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::future::{Ready, ready};
@@ -64,9 +64,10 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// The bus, as a handler sees it: the shared client plus this request's ids.
+/// The bus, as a handler sees it: this worker's client plus this request's ids.
 pub struct Bus {
     state: web::Data<AppState>,
+    rpc: web::Data<WorkerRpc>,
     meta: RequestMeta,
 }
 
@@ -77,8 +78,9 @@ impl FromRequest for Bus {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let meta = req.extensions().get::<RequestMeta>().cloned();
-        ready(match (state, meta) {
-            (Some(state), Some(meta)) => Ok(Bus { state, meta }),
+        let rpc = req.app_data::<web::Data<WorkerRpc>>().cloned();
+        ready(match (state, rpc, meta) {
+            (Some(state), Some(rpc), Some(meta)) => Ok(Bus { state, rpc, meta }),
             _ => Err(ApiError::internal(
                 "bus extractor used outside the gateway app",
             )),
@@ -87,6 +89,22 @@ impl FromRequest for Bus {
 }
 
 impl Bus {
+    /// True while this worker's bus client, or the shared one, is connected.
+    pub fn is_connected(&self) -> bool {
+        self.client().is_connected()
+    }
+
+    /// This worker's client; the shared one while it is not connected (at start-up,
+    /// or while it reconnects), so a request never fails just because of which thread
+    /// took it.
+    fn client(&self) -> &RpcClient {
+        if self.rpc.0.is_connected() {
+            &self.rpc.0
+        } else {
+            &self.state.rpc
+        }
+    }
+
     /// This request's id.
     pub fn request_id(&self) -> &str {
         &self.meta.request_id
@@ -107,8 +125,7 @@ impl Bus {
     ) -> Result<Data, ApiError> {
         let body = serde_json::to_vec(req).map_err(ApiError::internal)?;
         let reply = self
-            .state
-            .rpc
+            .client()
             .call_raw(method, body, ctx)
             .await
             .map_err(|e| ApiError::from_call(method, e))?;

@@ -9,9 +9,8 @@
 //! Reads `AMQP_URL` and `BUS_PREFIX` like the services.
 
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use proto_msgs::amqp::ChannelHandle;
+use proto_msgs::amqp::amqprs::channel::{BasicConsumeArguments, QueueBindArguments};
 use proto_msgs::{
     Actor, BusConfig, CloudEvent, EventPublisher, RequestContext, Role, RpcClient, RpcClientConfig,
     TraceParent,
@@ -145,49 +144,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Listen { pattern } => {
             let conn = bus.connect("bus-cli listen").await?;
-            let ch = conn.create_channel().await?;
+            let ch = ChannelHandle::open(&conn).await?;
             bus.topology.declare_exchanges(&ch).await?;
-            let q = ch
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            proto_msgs::amqp::check_name("the pattern", &pattern).map_err(anyhow::Error::msg)?;
+            let queue = ch.declare_private_queue("the listening queue").await?;
             let exchange = bus.topology.events_exchange();
-            ch.queue_bind(
-                q.name().clone(),
-                exchange.as_str().into(),
-                pattern.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-            let mut consumer = ch
-                .basic_consume(
-                    q.name().clone(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
+            ch.queue_bind(QueueBindArguments::new(&queue, &exchange, &pattern))
+                .await
+                .map_err(|e| anyhow::anyhow!(ch.explain(e)))?;
+            let (_, mut consumer) = ch
+                .basic_consume_rx(
+                    BasicConsumeArguments::new(&queue, "")
+                        .auto_ack(true)
+                        .finish(),
                 )
-                .await?;
+                .await
+                .map_err(|e| anyhow::anyhow!(ch.explain(e)))?;
             eprintln!("listening on {exchange} for {pattern:?} (Ctrl-C to stop)");
             loop {
                 tokio::select! {
-                    next = consumer.next() => match next {
-                        Some(Ok(d)) => match serde_json::from_slice::<serde_json::Value>(&d.data) {
-                            Ok(v) => println!("{}", serde_json::to_string(&v)?),
-                            Err(_) => println!("{}", String::from_utf8_lossy(&d.data)),
-                        },
-                        Some(Err(e)) => return Err(e.into()),
-                        None => return Ok(ExitCode::SUCCESS),
+                    next = consumer.recv() => match next {
+                        Some(message) => {
+                            let data = message.content.unwrap_or_default();
+                            match serde_json::from_slice::<serde_json::Value>(&data) {
+                                Ok(v) => println!("{}", serde_json::to_string(&v)?),
+                                Err(_) => println!("{}", String::from_utf8_lossy(&data)),
+                            }
+                        }
+                        None => {
+                            eprintln!("the connection to the broker was lost");
+                            return Ok(ExitCode::FAILURE);
+                        }
                     },
                     _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
                 }

@@ -13,15 +13,14 @@
 //! publish concurrently, so handlers must not rely on `order.created` arriving before
 //! the `order.updated` that follows it (ours don't: see user-svc's `known_orders`).
 
+use crate::amqp::Delivery;
 use crate::config::BusConfig;
 use crate::error::BusError;
 use crate::events::cloudevent::CloudEvent;
 use crate::supervise::{ConsumeSpec, consume_supervised};
+use amqprs::channel::{BasicAckArguments, BasicNackArguments, BasicRejectArguments, Channel};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use lapin::Channel;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::future::Future;
@@ -161,7 +160,7 @@ impl EventConsumer {
             bus: self.bus,
             connection_name: format!("{} event-consumer", self.service),
             prefetch: self.prefetch,
-            declare: Box::new(move |channel: Channel| {
+            declare: Box::new(move |channel| {
                 let topology = topology.clone();
                 let service = service.clone();
                 let keys = keys.clone();
@@ -178,9 +177,9 @@ impl EventConsumer {
             spec,
             shutdown,
             Some(ready_tx),
-            move |delivery, _channel| {
+            move |delivery, channel| {
                 let state = state.clone();
-                async move { state.process(delivery).await }
+                async move { state.process(delivery, channel).await }
             },
         ));
         let _ = ready_rx.await;
@@ -215,15 +214,16 @@ enum Verdict {
 }
 
 impl ConsumerState {
-    async fn process(&self, delivery: Delivery) {
+    async fn process(&self, delivery: Delivery, channel: Channel) {
         let started = Instant::now();
         let event = match decode(&delivery) {
             Ok(event) => event,
             Err(why) => {
                 tracing::warn!(routing_key = %delivery.routing_key, reason = %why, "undecodable event: dead-lettered");
                 self.finish(
+                    &channel,
                     &delivery,
-                    delivery.routing_key.as_str(),
+                    &delivery.routing_key,
                     Verdict::DeadLetter,
                     started,
                 )
@@ -244,7 +244,7 @@ impl ConsumerState {
             crate::telemetry::link(&span, parent);
         }
         let verdict = self.apply(event).instrument(span.clone()).await;
-        self.finish(&delivery, &event_type, verdict, started)
+        self.finish(&channel, &delivery, &event_type, verdict, started)
             .instrument(span)
             .await;
     }
@@ -295,34 +295,31 @@ impl ConsumerState {
 
     async fn finish(
         &self,
+        channel: &Channel,
         delivery: &Delivery,
         event_type: &str,
         verdict: Verdict,
         started: Instant,
     ) {
+        let tag = delivery.delivery_tag;
         let (result, outcome) = match verdict {
             Verdict::Handled => (
-                delivery.acker.ack(BasicAckOptions::default()).await,
+                channel.basic_ack(BasicAckArguments::new(tag, false)).await,
                 "handled",
             ),
             Verdict::Ignored => (
-                delivery.acker.ack(BasicAckOptions::default()).await,
+                channel.basic_ack(BasicAckArguments::new(tag, false)).await,
                 "ignored",
             ),
             Verdict::DeadLetter => (
-                delivery
-                    .acker
-                    .reject(BasicRejectOptions { requeue: false })
+                channel
+                    .basic_reject(BasicRejectArguments::new(tag, false))
                     .await,
                 "dead_lettered",
             ),
             Verdict::Requeue => (
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
+                channel
+                    .basic_nack(BasicNackArguments::new(tag, false, true))
                     .await,
                 "requeued",
             ),
@@ -344,14 +341,12 @@ impl ConsumerState {
 }
 
 fn decode(delivery: &Delivery) -> Result<CloudEvent<serde_json::Value>, String> {
-    if let Some(ct) = delivery.properties.content_type() {
-        let ct = ct.as_str();
-        if !(ct.is_empty()
+    if let Some(ct) = delivery.properties.content_type()
+        && !(ct.is_empty()
             || ct.starts_with("application/json")
             || ct.starts_with(crate::events::cloudevent::CLOUDEVENTS_CONTENT_TYPE))
-        {
-            return Err(format!("content_type {ct:?} is not JSON"));
-        }
+    {
+        return Err(format!("content_type {ct:?} is not JSON"));
     }
     let event: CloudEvent<serde_json::Value> =
         serde_json::from_slice(&delivery.data).map_err(|e| format!("not a CloudEvent: {e}"))?;

@@ -5,21 +5,38 @@
 //! as [`BusError::Unroutable`] instead of vanishing, and the outbox relay keeps the row
 //! and retries. A negative confirm or a broken connection is an error too.
 
+use crate::amqp::{ChannelEvents, ChannelHandle, Confirm, Returned, put_str};
 use crate::config::BusConfig;
 use crate::error::BusError;
 use crate::events::cloudevent::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection};
+use amqprs::channel::{BasicPublishArguments, ConfirmSelectArguments};
+use amqprs::connection::Connection;
+use amqprs::{BasicProperties, FieldTable};
 use serde::Serialize;
-use tokio::sync::Mutex;
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
+
+/// Longest wait for the broker to confirm a batch: past it the batch is in doubt and
+/// the connection is replaced (the outbox keeps the rows and tries again).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One open publishing channel in confirm mode, with the next delivery tag it will use
+/// and the receivers of its confirms and returned messages.
+struct Session {
+    connection: Connection,
+    channel: ChannelHandle,
+    next_tag: u64,
+    confirms: mpsc::UnboundedReceiver<Confirm>,
+    returns: mpsc::UnboundedReceiver<Returned>,
+}
 
 /// Publishes events; reconnects lazily on the next publish after a failure.
 pub struct EventPublisher {
     bus: BusConfig,
     connection_name: String,
     exchange: String,
-    state: Mutex<Option<(Connection, Channel)>>,
+    state: Mutex<Option<Session>>,
 }
 
 impl std::fmt::Debug for EventPublisher {
@@ -65,38 +82,45 @@ impl EventPublisher {
         events: &[EncodedEvent],
     ) -> Result<Vec<Published>, BusError> {
         let mut state = self.state.lock().await;
-        let channel = match state.as_ref() {
-            Some((conn, ch)) if conn.status().connected() && ch.status().connected() => ch.clone(),
-            _ => {
-                let (conn, ch) = self.open().await?;
-                *state = Some((conn, ch.clone()));
-                ch
-            }
+        let session = match state.take() {
+            Some(session) if session.connection.is_open() && session.channel.is_open() => session,
+            _ => self.open().await?,
         };
-        let result = publish_all(&channel, &self.exchange, events).await;
+        let session = state.insert(session);
+        let result = publish_all(session, &self.exchange, events).await;
         if result.is_err() {
             // Start afresh next time rather than reuse a channel in an unknown state.
-            if let Some((conn, _)) = state.take() {
-                let _ = conn.close(200, "publish failed".into()).await;
+            if let Some(session) = state.take() {
+                let _ = session.connection.close().await;
             }
         }
         result
     }
 
-    async fn open(&self) -> Result<(Connection, Channel), BusError> {
-        let conn = self.bus.connect(&self.connection_name).await?;
-        let channel = conn.create_channel().await?;
+    async fn open(&self) -> Result<Session, BusError> {
+        let connection = self.bus.connect(&self.connection_name).await?;
+        let mut events = ChannelEvents::new();
+        let confirms = events.confirms();
+        let returns = events.returns();
+        let channel = events.open(&connection).await?;
         self.bus.topology.declare_exchanges(&channel).await?;
         channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok((conn, channel))
+            .confirm_select(ConfirmSelectArguments::default())
+            .await
+            .map_err(|e| BusError::Amqp(channel.explain(e)))?;
+        Ok(Session {
+            connection,
+            channel,
+            next_tag: 1,
+            confirms,
+            returns,
+        })
     }
 
     /// Closes the connection, if open.
     pub async fn close(&self) {
-        if let Some((conn, _)) = self.state.lock().await.take() {
-            let _ = conn.close(200, "publisher closed".into()).await;
+        if let Some(session) = self.state.lock().await.take() {
+            let _ = session.connection.close().await;
         }
     }
 }
@@ -134,52 +158,102 @@ impl EncodedEvent {
     }
 }
 
+/// Publishes every event, then waits until the broker has confirmed them all. The
+/// broker sends `basic.return` for an unroutable message before its `basic.ack`
+/// (<https://www.rabbitmq.com/docs/confirms#when-publishes-are-confirmed>), so every
+/// return of the batch has arrived by the time its last ack has.
 async fn publish_all(
-    channel: &Channel,
+    session: &mut Session,
     exchange: &str,
     events: &[EncodedEvent],
 ) -> Result<Vec<Published>, BusError> {
-    let mut confirms = Vec::with_capacity(events.len());
+    // Confirms and returns left over from an earlier batch that failed midway.
+    while session.confirms.try_recv().is_ok() {}
+    while session.returns.try_recv().is_ok() {}
+    let first = session.next_tag;
     for event in events {
-        let mut headers = FieldTable::default();
+        crate::amqp::check_name("the event type", &event.event_type).map_err(BusError::Config)?;
+        let mut headers = FieldTable::new();
         if let Some(tp) = &event.traceparent {
-            headers.insert(
-                crate::context::headers::TRACEPARENT.into(),
-                AMQPValue::LongString(LongString::from(tp.as_str())),
-            );
+            put_str(&mut headers, crate::context::headers::TRACEPARENT, tp);
         }
-        let props = BasicProperties::default()
-            .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
-            .with_delivery_mode(2) // persistent
-            .with_message_id(event.id.as_str().into())
-            .with_type(event.event_type.as_str().into())
-            .with_app_id(event.source.as_str().into())
+        let mut props = BasicProperties::default();
+        props
+            .with_content_type(CLOUDEVENTS_CONTENT_TYPE)
+            .with_delivery_mode(amqprs::DELIVERY_MODE_PERSISTENT)
+            .with_message_id(&event.id)
+            .with_message_type(&event.event_type)
+            .with_app_id(&event.source)
             .with_timestamp(event.timestamp.max(0) as u64)
             .with_headers(headers);
-        let confirm = channel
+        session
+            .channel
             .basic_publish(
-                exchange.into(),
-                event.event_type.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &event.body,
                 props,
+                event.body.clone(),
+                BasicPublishArguments::new(exchange, &event.event_type)
+                    .mandatory(true)
+                    .finish(),
             )
-            .await?;
-        confirms.push(confirm);
+            .await
+            .map_err(|e| BusError::Amqp(session.channel.explain(e)))?;
+        session.next_tag += 1;
     }
-    let mut outcomes = Vec::with_capacity(confirms.len());
-    for confirm in confirms {
-        let confirmation = confirm.await?;
-        if !confirmation.is_ack() {
-            return Err(BusError::Nacked);
+    // Tags first..next_tag are ours; wait until the broker has settled every one.
+    let mut pending: BTreeSet<u64> = (first..session.next_tag).collect();
+    let wait = async {
+        while !pending.is_empty() {
+            match session.confirms.recv().await {
+                Some(Confirm::Ack {
+                    tag,
+                    multiple: true,
+                }) => {
+                    pending = pending.split_off(&(tag + 1));
+                }
+                Some(Confirm::Ack {
+                    tag,
+                    multiple: false,
+                }) => {
+                    pending.remove(&tag);
+                }
+                Some(Confirm::Nack { tag, multiple }) => {
+                    if multiple || pending.contains(&tag) {
+                        return Err(BusError::Nacked);
+                    }
+                }
+                None => {
+                    return Err(BusError::Amqp(match session.channel.closed.get() {
+                        Some(closed) => format!("{} ({})", closed.text, closed.code),
+                        None => "the connection was lost before the broker confirmed".to_owned(),
+                    }));
+                }
+            }
         }
-        outcomes.push(match confirmation.take_message() {
-            Some(_) => Published::Unroutable,
-            None => Published::Routed,
-        });
+        Ok(())
+    };
+    match tokio::time::timeout(CONFIRM_TIMEOUT, wait).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(BusError::Amqp(format!(
+                "the broker confirmed nothing within {} s",
+                CONFIRM_TIMEOUT.as_secs()
+            )));
+        }
     }
-    Ok(outcomes)
+    let mut returned = HashSet::new();
+    while let Ok(message) = session.returns.try_recv() {
+        if let Some(id) = message.properties.message_id() {
+            returned.insert(id.clone());
+        }
+    }
+    Ok(events
+        .iter()
+        .map(|event| {
+            if returned.contains(&event.id) {
+                Published::Unroutable
+            } else {
+                Published::Routed
+            }
+        })
+        .collect())
 }

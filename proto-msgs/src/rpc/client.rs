@@ -6,31 +6,32 @@
 //!   `deadline_exceeded`.
 //! - Requests are published `mandatory`: when no queue is bound for the method the
 //!   broker returns the message (`basic.return`) and the call fails with `unavailable`
-//!   within 50 ms instead of waiting for its deadline. No publisher confirms: a request
-//!   is transient and its reply is the acknowledgement; confirms cost ~100 µs per call
-//!   (see docs/BENCHMARKS.md). A durable `<service>.rpc` queue
+//!   as soon as it comes back, instead of waiting for its deadline. No publisher
+//!   confirms: a request is transient and its reply is the acknowledgement; confirms
+//!   cost ~100 µs per call (see docs/BENCHMARKS.md). A durable `<service>.rpc` queue
 //!   outlives its consumers, so the client also watches each queue it calls (a passive
-//!   declare on a side channel, every 250 ms, and again before refusing a call): a
-//!   call to a queue nobody consumes fails with `unavailable` at once too.
+//!   declare on a connection of its own, every 250 ms, and again before refusing a
+//!   call): a call to a queue nobody consumes fails with `unavailable` at once too.
 //! - When the connection dies, every waiting call fails with `unavailable` at once, new
 //!   calls fail fast until a supervisor task has reconnected.
 
+use crate::amqp::{ChannelEvents, ChannelHandle, Returned};
 use crate::config::{Backoff, BusConfig};
 use crate::context::RequestContext;
 use crate::envelope::{Reply, RpcError};
 use crate::error::BusError;
 use crate::rpc::observe::{CallObserver, Outcome};
+use crate::rpc::probe::Prober;
+use amqprs::BasicProperties;
+use amqprs::channel::{BasicConsumeArguments, BasicPublishArguments, ConsumerMessage};
+use amqprs::connection::Connection;
 use dashmap::DashMap;
-use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, Consumer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// RabbitMQ's pseudo-queue for direct reply-to
@@ -91,18 +92,17 @@ struct Waiter {
 /// One live connection with its reply queue.
 struct Session {
     connection: Connection,
-    channel: Channel,
+    channel: ChannelHandle,
     reply_to: String,
     generation: u64,
-    /// Side channel for passive declares: a 404 closes it, never the publishing one.
-    probe: tokio::sync::Mutex<Option<Channel>>,
 }
 
-/// How often returned (unroutable) requests are collected and their callers failed.
-const RETURNS_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Longest wait for one passive declare.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What [`establish`] opens: the session, its replies and its returned requests.
+type Opened = (
+    Arc<Session>,
+    mpsc::UnboundedReceiver<ConsumerMessage>,
+    mpsc::UnboundedReceiver<Returned>,
+);
 
 /// How often watched queues are checked for consumers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -114,18 +114,26 @@ struct QueueWatch {
     checked: Instant,
 }
 
+/// Which queues have consumers: shared by a client and its siblings, kept fresh by
+/// one background task.
+struct ConsumerWatch {
+    /// `<service>.rpc` queue name → consumers seen by the last probe.
+    queues: DashMap<String, QueueWatch>,
+    /// One on-demand queue check at a time (see `check_consumers`).
+    probing: tokio::sync::Mutex<()>,
+    prober: Prober,
+}
+
 struct Inner {
     bus: BusConfig,
     config: RpcClientConfig,
     rpc_exchange: String,
     session: RwLock<Option<Arc<Session>>>,
     waiters: DashMap<String, Waiter>,
-    /// `<service>.rpc` queue name → consumers seen by the last probe.
-    queues: DashMap<String, QueueWatch>,
-    /// One on-demand queue check at a time (see `check_consumers`).
-    probing: tokio::sync::Mutex<()>,
+    watch: Arc<ConsumerWatch>,
     generation: AtomicU64,
     connected: watch::Sender<bool>,
+    /// Cancelled by `close` (a sibling's is a child of its origin's).
     shutdown: CancellationToken,
 }
 
@@ -165,21 +173,37 @@ impl RpcClient {
         client
     }
 
-    fn new(bus: BusConfig, config: RpcClientConfig) -> Self {
-        let (connected, _) = watch::channel(false);
-        RpcClient {
-            inner: Arc::new(Inner {
-                rpc_exchange: bus.topology.rpc_exchange(),
-                bus,
+    /// Another client with a connection of its own, whose I/O runs on the runtime this
+    /// is called from (it connects in the background, like [`RpcClient::start`]). It
+    /// shares this client's settings and its watch of which queues have consumers, and
+    /// closes with it. One per thread of a thread-per-core server (each actix-web
+    /// worker) keeps every request's bus I/O on the thread that handles it: a reply
+    /// then never has to wake another thread.
+    pub fn sibling(&self, connection_name: impl Into<String>) -> RpcClient {
+        let mut config = self.inner.config.clone();
+        config.connection_name = connection_name.into();
+        let client = RpcClient {
+            inner: Arc::new(Inner::new(
+                self.inner.bus.clone(),
                 config,
-                session: RwLock::new(None),
-                waiters: DashMap::new(),
-                queues: DashMap::new(),
-                probing: tokio::sync::Mutex::new(()),
-                generation: AtomicU64::new(0),
-                connected,
-                shutdown: CancellationToken::new(),
-            }),
+                self.inner.watch.clone(),
+                self.inner.shutdown.child_token(),
+            )),
+        };
+        tokio::spawn(supervise(client.inner.clone(), None));
+        client
+    }
+
+    fn new(bus: BusConfig, config: RpcClientConfig) -> Self {
+        let watch = Arc::new(ConsumerWatch {
+            queues: DashMap::new(),
+            probing: tokio::sync::Mutex::new(()),
+            prober: Prober::new(bus.clone(), format!("{} probe", config.connection_name)),
+        });
+        let shutdown = CancellationToken::new();
+        tokio::spawn(keep_watching(watch.clone(), shutdown.clone()));
+        RpcClient {
+            inner: Arc::new(Inner::new(bus, config, watch, shutdown)),
         }
     }
 
@@ -253,12 +277,13 @@ impl RpcClient {
         if remaining.is_zero() {
             return Err(deadline_exceeded(method));
         }
+        crate::amqp::check_name("the method", method).map_err(RpcError::invalid_argument)?;
         let session = self.inner.current_session().ok_or_else(|| {
             RpcError::unavailable("not connected to the message broker; try again shortly")
         })?;
         // Bounded by the call's deadline like everything else: a stalled broker must not
         // hold a call past it.
-        match tokio::time::timeout(remaining, self.inner.check_consumers(&session, method)).await {
+        match tokio::time::timeout(remaining, self.inner.check_consumers(method)).await {
             Ok(checked) => checked?,
             Err(_) => return Err(deadline_exceeded(method)),
         }
@@ -287,22 +312,17 @@ impl RpcClient {
         let exchange = self.inner.rpc_exchange.as_str();
 
         let exchange_and_wait = async {
-            let confirm = session
+            session
                 .channel
                 .basic_publish(
-                    exchange.into(),
-                    method.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &body,
                     props,
+                    body,
+                    BasicPublishArguments::new(exchange, method)
+                        .mandatory(true)
+                        .finish(),
                 )
                 .await
                 .map_err(|e| RpcError::unavailable(format!("cannot publish the request: {e}")))?;
-            // Resolved at once (no confirm mode); awaited so lapin keeps nothing.
-            let _ = confirm.await;
             match rx.await {
                 Ok(reply) => reply,
                 Err(_) => Err(RpcError::unavailable(
@@ -321,8 +341,9 @@ impl RpcClient {
         self.inner.shutdown.cancel();
         let session = self.inner.take_session();
         if let Some(session) = session {
-            let _ = session.connection.close(200, "client closed".into()).await;
+            let _ = session.connection.clone().close().await;
         }
+        self.inner.watch.prober.close().await;
     }
 }
 
@@ -377,18 +398,39 @@ fn request_properties(
     // At least 1 ms: an expiration of 0 means "deliver now or drop".
     let expiration_ms = remaining.as_millis().max(1);
     BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(1)
-        .with_correlation_id(correlation_id.into())
-        .with_reply_to(reply_to.into())
-        .with_message_id(uuid::Uuid::new_v4().to_string().into())
-        .with_expiration(expiration_ms.to_string().into())
+        .with_content_type("application/json")
+        .with_delivery_mode(amqprs::DELIVERY_MODE_TRANSIENT)
+        .with_correlation_id(correlation_id)
+        .with_reply_to(reply_to)
+        .with_message_id(&uuid::Uuid::new_v4().to_string())
+        .with_expiration(&expiration_ms.to_string())
         .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
-        .with_type(method.into())
+        .with_message_type(method)
         .with_headers(ctx.to_headers())
+        .finish()
 }
 
 impl Inner {
+    fn new(
+        bus: BusConfig,
+        config: RpcClientConfig,
+        watch: Arc<ConsumerWatch>,
+        shutdown: CancellationToken,
+    ) -> Inner {
+        let (connected, _) = watch::channel(false);
+        Inner {
+            rpc_exchange: bus.topology.rpc_exchange(),
+            bus,
+            config,
+            session: RwLock::new(None),
+            waiters: DashMap::new(),
+            watch,
+            generation: AtomicU64::new(0),
+            connected,
+            shutdown,
+        }
+    }
+
     /// `<service>.rpc` for `<service>.<method>`.
     fn queue_of(&self, method: &str) -> String {
         let service = method.split('.').next().unwrap_or(method);
@@ -399,21 +441,22 @@ impl Inner {
     /// consumers costs nothing; otherwise (first call, or nobody last time) the queue is
     /// looked at now, one passive declare at a time: calls that arrive meanwhile share
     /// its answer, so a service that just came back is seen by the very next call.
-    async fn check_consumers(&self, session: &Session, method: &str) -> Result<(), RpcError> {
+    async fn check_consumers(&self, method: &str) -> Result<(), RpcError> {
         let queue = self.queue_of(method);
-        if self.queues.get(&queue).is_some_and(|w| w.consumers > 0) {
+        let watched = &self.watch;
+        if watched.queues.get(&queue).is_some_and(|w| w.consumers > 0) {
             return Ok(());
         }
         let asked = Instant::now();
-        let _one_probe_at_a_time = self.probing.lock().await;
-        let watch = match self.queues.get(&queue).map(|w| *w) {
+        let _one_probe_at_a_time = watched.probing.lock().await;
+        let watch = match watched.queues.get(&queue).map(|w| *w) {
             Some(watch) if watch.checked >= asked => watch,
             _ => {
                 let watch = QueueWatch {
-                    consumers: probe(session, &queue).await.unwrap_or(u32::MAX),
+                    consumers: watched.prober.consumers(&queue).await.unwrap_or(u32::MAX),
                     checked: Instant::now(),
                 };
-                self.queues.insert(queue.clone(), watch);
+                watched.queues.insert(queue.clone(), watch);
                 watch
             }
         };
@@ -470,41 +513,27 @@ impl Inner {
     }
 }
 
-/// Opens a connection, the exchanges, a confirm channel and the reply consumer.
-async fn establish(inner: &Inner) -> Result<(Arc<Session>, Consumer), BusError> {
+/// Opens a connection, the `rpc` exchange, the publishing channel and the reply consumer.
+async fn establish(inner: &Inner) -> Result<Opened, BusError> {
     let connection = inner.bus.connect(&inner.config.connection_name).await?;
-    let channel = connection.create_channel().await?;
+    let mut events = ChannelEvents::new();
+    let returns = events.returns();
+    let channel = events.open(&connection).await?;
     inner.bus.topology.declare_rpc_exchange(&channel).await?;
     let reply_to = match inner.config.reply_mode {
         ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
-        ReplyMode::ExclusiveQueue => channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?
-            .name()
-            .as_str()
-            .to_owned(),
+        ReplyMode::ExclusiveQueue => channel.declare_private_queue("the reply queue").await?,
     };
     // Direct reply-to must be consumed (no-ack) on the publishing channel before the
     // first publish; we do the same for the exclusive queue, it costs nothing.
-    let consumer = channel
-        .basic_consume(
-            reply_to.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
+    let (_, replies) = channel
+        .basic_consume_rx(
+            BasicConsumeArguments::new(&reply_to, "")
+                .auto_ack(true)
+                .finish(),
         )
-        .await?;
+        .await
+        .map_err(|e| BusError::Amqp(channel.explain(e)))?;
     let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
     Ok((
         Arc::new(Session {
@@ -512,114 +541,36 @@ async fn establish(inner: &Inner) -> Result<(Arc<Session>, Consumer), BusError> 
             channel,
             reply_to,
             generation,
-            probe: tokio::sync::Mutex::new(None),
         }),
-        consumer,
+        replies,
+        returns,
     ))
 }
 
-/// Consumers of `queue`: `Some(0)` when the queue does not exist, `None` when the
-/// probe itself failed (unknown: the call goes ahead).
-async fn probe(session: &Session, queue: &str) -> Option<u32> {
-    let mut slot = session.probe.lock().await;
-    let channel = match slot.as_ref() {
-        Some(ch) if ch.status().connected() => ch.clone(),
-        _ => {
-            let ch = session.connection.create_channel().await.ok()?;
-            *slot = Some(ch.clone());
-            ch
-        }
+/// Fails the caller of a request the broker returned as unroutable (`mandatory`).
+fn fail_returned(inner: &Inner, returned: Returned) {
+    let Some(id) = returned.properties.correlation_id() else {
+        return;
     };
-    let declared = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        channel.queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await;
-    let Ok(declared) = declared else {
-        tracing::warn!(%queue, "checking the queue for consumers timed out; calls to it go ahead");
-        // That channel is mid-request: close it and use a fresh one next time.
-        if let Some(stale) = slot.take() {
-            tokio::spawn(async move {
-                let _ = stale.close(200, "probe timed out".into()).await;
-            });
-        }
-        return None;
-    };
-    match declared {
-        Ok(q) => Some(q.consumer_count()),
-        Err(err) => {
-            // The broker closes the channel after a failed passive declare.
-            *slot = None;
-            match err.kind() {
-                lapin::ErrorKind::ProtocolError(e)
-                    if e.get_id() == lapin::protocol::AMQPSoftError::NOTFOUND.get_id() =>
-                {
-                    Some(0)
-                }
-                _ => {
-                    tracing::warn!(%queue, error = %err, "cannot check the queue for consumers; calls to it go ahead");
-                    None
-                }
-            }
-        }
+    if let Some((_, waiter)) = inner.waiters.remove(id.as_str()) {
+        let method = returned.routing_key;
+        let _ = waiter.tx.send(Err(RpcError::unavailable(format!(
+            "no service is consuming {method:?} (nothing is bound to receive it)"
+        ))));
     }
 }
 
-/// Fails the callers of requests the broker returned as unroutable (`mandatory`), while
-/// `session` is the live one. lapin keeps returned messages of a channel without
-/// confirms until they are drained, so draining also keeps memory bounded.
-async fn returns(inner: Arc<Inner>, session: Arc<Session>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(RETURNS_INTERVAL) => {}
-            _ = inner.shutdown.cancelled() => return,
-        }
-        if inner.current_session().map(|s| s.generation) != Some(session.generation) {
-            return;
-        }
-        let Ok(returned) = session.channel.wait_for_confirms().await else {
-            continue;
-        };
-        for message in returned {
-            let props = &message.delivery.properties;
-            let method = props
-                .kind()
-                .as_ref()
-                .map(|k| k.as_str().to_owned())
-                .unwrap_or_default();
-            let Some(id) = props.correlation_id() else {
-                continue;
-            };
-            if let Some((_, waiter)) = inner.waiters.remove(id.as_str()) {
-                let _ = waiter.tx.send(Err(RpcError::unavailable(format!(
-                    "no service is consuming {method:?} (nothing is bound to receive it)"
-                ))));
-            }
-        }
-    }
-}
-
-/// Re-checks every watched queue while `session` is the live one.
-async fn prober(inner: Arc<Inner>, session: Arc<Session>) {
+/// Re-checks every watched queue until `shutdown`.
+async fn keep_watching(watch: Arc<ConsumerWatch>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-            _ = inner.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
-        if inner.current_session().map(|s| s.generation) != Some(session.generation) {
-            return;
-        }
-        let queues: Vec<String> = inner.queues.iter().map(|e| e.key().clone()).collect();
+        let queues: Vec<String> = watch.queues.iter().map(|e| e.key().clone()).collect();
         for queue in queues {
-            if let Some(consumers) = probe(&session, &queue).await {
-                inner.queues.insert(
+            if let Some(consumers) = watch.prober.consumers(&queue).await {
+                watch.queues.insert(
                     queue,
                     QueueWatch {
                         consumers,
@@ -631,12 +582,13 @@ async fn prober(inner: Arc<Inner>, session: Arc<Session>) {
     }
 }
 
-/// Keeps a session alive: routes replies, and on loss fails waiters and reconnects.
-async fn supervise(inner: Arc<Inner>, first: Option<(Arc<Session>, Consumer)>) {
+/// Keeps a session alive: routes replies and returned requests, and on loss fails
+/// waiters and reconnects.
+async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
     let mut backoff = Backoff::default();
     let mut next = first;
     loop {
-        let (session, mut consumer) = match next.take() {
+        let (session, mut replies, mut returns) = match next.take() {
             Some(opened) => opened,
             None => {
                 let attempt = tokio::select! {
@@ -662,37 +614,38 @@ async fn supervise(inner: Arc<Inner>, first: Option<(Arc<Session>, Consumer)>) {
         backoff = Backoff::default();
         let generation = session.generation;
         inner.install(session.clone());
-        tokio::spawn(returns(inner.clone(), session.clone()));
-        tokio::spawn(prober(inner.clone(), session));
 
         loop {
-            let next_reply = tokio::select! {
-                n = consumer.next() => n,
+            tokio::select! {
+                reply = replies.recv() => match reply {
+                    Some(message) => {
+                        if let Some(id) = message
+                            .basic_properties
+                            .as_ref()
+                            .and_then(|p| p.correlation_id())
+                        {
+                            inner.route_reply(id, message.content.unwrap_or_default());
+                        }
+                    }
+                    None => {
+                        tracing::warn!("rpc client lost its connection");
+                        break;
+                    }
+                },
+                Some(returned) = returns.recv() => fail_returned(&inner, returned),
                 _ = inner.shutdown.cancelled() => {
                     inner.connected.send_replace(false);
                     inner.fail_waiters(u64::MAX);
-                    return;
-                }
-            };
-            match next_reply {
-                Some(Ok(delivery)) => {
-                    if let Some(id) = delivery.properties.correlation_id() {
-                        inner.route_reply(id.as_str(), delivery.data);
+                    if let Some(session) = inner.take_session() {
+                        let _ = session.connection.clone().close().await;
                     }
-                }
-                Some(Err(err)) => {
-                    tracing::warn!(error = %err, "rpc client lost its connection");
-                    break;
-                }
-                None => {
-                    tracing::warn!("rpc client reply consumer ended");
-                    break;
+                    return;
                 }
             }
         }
         inner.connected.send_replace(false);
         if let Some(old) = inner.take_session() {
-            let _ = old.connection.close(200, "reconnecting".into()).await;
+            let _ = old.connection.clone().close().await;
         }
         inner.fail_waiters(generation);
     }

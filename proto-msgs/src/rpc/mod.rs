@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod observe;
+mod probe;
 pub mod server;
 
 pub use client::{ReplyMode, RpcClient, RpcClientConfig};

@@ -4,6 +4,7 @@
 //! Nothing is ever requeued: a malformed request, an unknown method, a handler error or
 //! even a handler panic becomes an error reply, and the request is acked.
 
+use crate::amqp::{Delivery, put_str};
 use crate::config::BusConfig;
 use crate::context::RequestContext;
 use crate::envelope::{ErrorCode, RpcError, encode_reply};
@@ -12,12 +13,10 @@ use crate::rpc::observe::{Outcome, ServerObserver};
 use crate::supervise::{ConsumeSpec, consume_supervised};
 use crate::telemetry;
 use crate::trace::TraceParent;
+use amqprs::channel::{BasicAckArguments, BasicPublishArguments, Channel};
+use amqprs::{BasicProperties, FieldTable};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicPublishOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -172,7 +171,7 @@ impl RpcServer {
             bus: self.bus,
             connection_name: format!("{} rpc-server", self.service),
             prefetch: self.prefetch,
-            declare: Box::new(move |channel: Channel| {
+            declare: Box::new(move |channel| {
                 let topology = topology.clone();
                 let service = service.clone();
                 async move { topology.declare_rpc(&channel, &service).await }.boxed()
@@ -242,14 +241,14 @@ struct ServerState {
 }
 
 impl ServerState {
-    async fn process(&self, delivery: Delivery, channel: Channel) {
+    async fn process(&self, mut delivery: Delivery, channel: Channel) {
         let started = Instant::now();
         let props = &delivery.properties;
         let method = self.method_of(&delivery);
-        let reply_to = props.reply_to().as_ref().map(|s| s.as_str().to_owned());
-        let correlation_id = props.correlation_id().clone();
-        let ctx = RequestContext::from_headers(props.headers().as_ref()).map(|mut ctx| {
-            ctx.message_id = props.message_id().as_ref().map(|m| m.as_str().to_owned());
+        let reply_to = props.reply_to().cloned();
+        let correlation_id = props.correlation_id().cloned();
+        let ctx = RequestContext::from_headers(props.headers()).map(|mut ctx| {
+            ctx.message_id = props.message_id().cloned();
             // A request without trace context starts a trace here, so its log lines and
             // the events it causes still share one trace id.
             ctx.traceparent.get_or_insert_with(TraceParent::new_root);
@@ -283,31 +282,23 @@ impl ServerState {
         async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!("request without reply_to: acked and dropped");
-                ack(&delivery).await;
+                ack(&channel, &delivery).await;
                 return;
             };
-            let (body, outcome) = self.answer(&method, ctx, &delivery).await;
+            let (body, outcome) = self.answer(&method, ctx, &mut delivery).await;
             let elapsed = started.elapsed();
-            let reply_props = reply_properties(&method, correlation_id, &request_id);
-            // Reply and ack go out together (same channel, in this order), so the
-            // connection's I/O thread can write both in one wake-up. If the channel is
-            // gone both fail, and the broker redelivers the request on reconnect.
-            let publish = channel.basic_publish(
-                "".into(),
-                reply_to.as_str().into(),
-                BasicPublishOptions::default(),
-                &body,
-                reply_props,
-            );
-            let (published, acked) =
-                tokio::join!(publish, delivery.acker.ack(BasicAckOptions::default()));
+            let reply_props = reply_properties(&method, correlation_id.as_deref(), &request_id);
+            // Reply, then ack, on the same channel: the writer task sends them in this
+            // order. If the channel is gone both fail, and the broker redelivers the
+            // request on reconnect.
+            let published = channel
+                .basic_publish(reply_props, body, BasicPublishArguments::new("", &reply_to))
+                .await;
             if let Err(err) = published {
                 tracing::warn!(error = %err, "could not publish the reply");
                 return;
             }
-            if let Err(err) = acked {
-                tracing::warn!(error = %err, "could not ack (the broker will redeliver)");
-            }
+            ack(&channel, &delivery).await;
             if let Some(observer) = &self.observer {
                 // Only methods we serve become metric labels; any routing key a client
                 // makes up would otherwise create a series of its own.
@@ -338,22 +329,21 @@ impl ServerState {
     /// The method: the routing key when the request came through the `rpc` exchange,
     /// otherwise (published straight to the queue) the AMQP `type` property.
     fn method_of(&self, delivery: &Delivery) -> String {
-        if delivery.exchange.as_str() == self.rpc_exchange {
-            return delivery.routing_key.as_str().to_owned();
+        if delivery.exchange == self.rpc_exchange {
+            return delivery.routing_key.clone();
         }
         delivery
             .properties
-            .kind()
-            .as_ref()
-            .map(|k| k.as_str().to_owned())
-            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned())
+            .message_type()
+            .cloned()
+            .unwrap_or_else(|| delivery.routing_key.clone())
     }
 
     async fn answer(
         &self,
         method: &str,
         ctx: Result<RequestContext, RpcError>,
-        delivery: &Delivery,
+        delivery: &mut Delivery,
     ) -> (Vec<u8>, Outcome) {
         let fail = |err: RpcError| {
             let code = err.code;
@@ -371,13 +361,13 @@ impl ServerState {
                 "the request's deadline passed before it was handled; it was not executed",
             ));
         }
-        if let Some(ct) = delivery.properties.content_type() {
-            let ct = ct.as_str();
-            if !ct.starts_with("application/json") && !ct.is_empty() {
-                return fail(RpcError::invalid_argument(format!(
-                    "content_type {ct:?} is not supported; send application/json"
-                )));
-            }
+        if let Some(ct) = delivery.properties.content_type()
+            && !ct.starts_with("application/json")
+            && !ct.is_empty()
+        {
+            return fail(RpcError::invalid_argument(format!(
+                "content_type {ct:?} is not supported; send application/json"
+            )));
         }
         if delivery.data.len() > self.max_body {
             return fail(RpcError::invalid_argument(format!(
@@ -392,7 +382,7 @@ impl ServerState {
                 self.service
             )));
         };
-        let fut = handler(ctx, delivery.data.clone());
+        let fut = handler(ctx, std::mem::take(&mut delivery.data));
         match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(answer) => answer,
             Err(panic) => {
@@ -448,29 +438,34 @@ fn decode_body<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, RpcError> {
 
 fn reply_properties(
     method: &str,
-    correlation_id: Option<ShortString>,
+    correlation_id: Option<&str>,
     request_id: &str,
 ) -> BasicProperties {
-    let mut props = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_type(method.into())
+    let mut props = BasicProperties::default();
+    props
+        .with_content_type("application/json")
+        .with_message_type(method)
         .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64);
     if let Some(id) = correlation_id {
-        props = props.with_correlation_id(id);
+        props.with_correlation_id(id);
     }
     if !request_id.is_empty() {
-        let mut headers = FieldTable::default();
-        headers.insert(
-            crate::context::headers::REQUEST_ID.into(),
-            AMQPValue::LongString(LongString::from(request_id)),
+        let mut headers = FieldTable::new();
+        put_str(
+            &mut headers,
+            crate::context::headers::REQUEST_ID,
+            request_id,
         );
-        props = props.with_headers(headers);
+        props.with_headers(headers);
     }
     props
 }
 
-async fn ack(delivery: &Delivery) {
-    if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+async fn ack(channel: &Channel, delivery: &Delivery) {
+    let acked = channel
+        .basic_ack(BasicAckArguments::new(delivery.delivery_tag, false))
+        .await;
+    if let Err(err) = acked {
         tracing::warn!(error = %err, "could not ack (the broker will redeliver)");
     }
 }

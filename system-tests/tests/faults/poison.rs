@@ -1,4 +1,5 @@
-//! Poison input, published with plain lapin as a careless client would: every bad
+//! Poison input, published with plain lapin as a careless client would (including header
+//! bytes that are not UTF-8, which the AMQP client underneath used to choke on): every bad
 //! request gets an error reply (or, without `reply_to`, is logged and acked) and the
 //! service keeps answering; every bad event lands in `<service>.events.dlq` instead of
 //! looping; an oversized HTTP body is 413 at the gateway.
@@ -25,6 +26,8 @@ struct Case<'a> {
     content_type: &'a str,
     /// Send the actor headers.
     actor: bool,
+    /// Send an actor id that is not UTF-8 (AMQP strings are bytes).
+    bad_bytes: bool,
     body: &'a [u8],
     code: &'a str,
 }
@@ -42,6 +45,7 @@ impl<'a> Case<'a> {
             method,
             content_type,
             actor: true,
+            bad_bytes: false,
             body,
             code,
         }
@@ -88,7 +92,7 @@ async fn health_ok(stack: &Stack, service: &str) {
 async fn poison_requests_get_error_replies_and_the_service_keeps_answering() {
     let stack = Stack::start(StackOptions::orders_only(1)).await;
     let actor = Uuid::new_v4().to_string();
-    let conn = stack.bus.config().connect("poison rpc").await.unwrap();
+    let conn = proto_msgs::testing::lapin_connect(&stack.bus.config(), "poison rpc").await;
     let ch = conn.create_channel().await.unwrap();
     let reply_q = ch
         .queue_declare(
@@ -170,13 +174,25 @@ async fn poison_requests_get_error_replies_and_the_service_keeps_answering() {
             actor: false,
             ..Case::new("no-actor", "orders.create", json, ITEM, "unauthenticated")
         },
+        Case {
+            bad_bytes: true,
+            ..Case::new("not-utf8", "orders.create", json, ITEM, "unauthenticated")
+        },
     ];
     for c in &cases {
+        let mut h = headers(c.actor.then_some(actor.as_str()));
+        if c.bad_bytes {
+            h.insert(
+                "x-actor-id".into(),
+                AMQPValue::LongString(vec![0xff, 0xfe, b'1'].into()),
+            );
+            h.insert("x-actor-role".into(), AMQPValue::LongString("user".into()));
+        }
         let props = BasicProperties::default()
             .with_content_type(c.content_type.into())
             .with_reply_to(reply_q.clone())
             .with_correlation_id(c.corr.into())
-            .with_headers(headers(c.actor.then_some(actor.as_str())));
+            .with_headers(h);
         publish(&ch, &exchange, c.method, c.body, props).await;
     }
     // A well-formed create without reply_to: logged, acked and dropped, not executed.
@@ -282,7 +298,7 @@ fn user_registered(email: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_events_are_dead_lettered_and_nothing_loops() {
     let stack = Stack::start(StackOptions::services()).await;
-    let conn = stack.bus.config().connect("poison events").await.unwrap();
+    let conn = proto_msgs::testing::lapin_connect(&stack.bus.config(), "poison events").await;
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
     let exchange = stack.bus.topology().events_exchange();

@@ -228,7 +228,7 @@ async fn an_undecodable_order_event_goes_to_the_dead_letter_queue() {
     )
     .await;
 
-    let conn = app.bus.config().connect("dlq reader").await.unwrap();
+    let conn = proto_msgs::testing::lapin_connect(&app.bus.config(), "dlq reader").await;
     let ch = conn.create_channel().await.unwrap();
     let dlq = app.bus.topology().events_dlq("users");
     let msg = eventually("the poison event in the DLQ", || {
@@ -305,7 +305,7 @@ async fn a_database_outage_delays_events_without_losing_them() {
         },
     )
     .await;
-    let conn = app.bus.config().connect("dlq reader").await.unwrap();
+    let conn = proto_msgs::testing::lapin_connect(&app.bus.config(), "dlq reader").await;
     let ch = conn.create_channel().await.unwrap();
     let dlq = app.bus.topology().events_dlq("users");
     let dead = ch
