@@ -11,7 +11,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,23 +22,31 @@ pub const FLUSH_AT: usize = 64 * 1024;
 /// Pending bytes past which the logging thread writes them out itself.
 pub const WRITE_INLINE_AT: usize = 4 * 1024 * 1024;
 
+type Sink = Box<dyn Write + Send>;
+
 struct Shared {
     pending: Mutex<Vec<u8>>,
+    /// Where batches go; its lock is held from taking a batch to writing it, so two
+    /// flushes (the thread's and an inline one) can't write their batches out of order.
+    sink: Mutex<Sink>,
     wake: Condvar,
     stop: AtomicBool,
 }
 
+/// A panic elsewhere while a lock was held leaves a byte buffer or a writer that is
+/// still usable: carry on rather than lose lines or spin.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Shared {
-    /// Writes out what is pending (the lock is released before the `write`).
+    /// Writes out what is pending (`pending` is released before the `write`).
     fn flush(&self) {
-        let batch = match self.pending.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(_) => return,
-        };
+        let mut sink = lock(&self.sink);
+        let batch = std::mem::take(&mut *lock(&self.pending));
         if !batch.is_empty() {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&batch);
-            let _ = out.flush();
+            let _ = sink.write_all(&batch);
+            let _ = sink.flush();
         }
     }
 }
@@ -58,8 +66,13 @@ pub struct FlushGuard {
 impl BatchedStdout {
     /// The writer and the guard that flushes it; starts the writer thread.
     pub fn start() -> (BatchedStdout, FlushGuard) {
+        Self::start_with(Box::new(std::io::stdout()))
+    }
+
+    fn start_with(sink: Sink) -> (BatchedStdout, FlushGuard) {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+            sink: Mutex::new(sink),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -68,11 +81,10 @@ impl BatchedStdout {
             .name("log-writer".to_owned())
             .spawn(move || {
                 while !worker.stop.load(Ordering::Acquire) {
-                    if let Ok(pending) = worker.pending.lock() {
-                        let _ = worker.wake.wait_timeout_while(pending, FLUSH_EVERY, |p| {
-                            p.len() < FLUSH_AT && !worker.stop.load(Ordering::Acquire)
-                        });
-                    }
+                    let pending = lock(&worker.pending);
+                    let _ = worker.wake.wait_timeout_while(pending, FLUSH_EVERY, |p| {
+                        p.len() < FLUSH_AT && !worker.stop.load(Ordering::Acquire)
+                    });
                     worker.flush();
                 }
                 worker.flush();
@@ -105,16 +117,14 @@ pub struct Line<'a> {
 
 impl Write for Line<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let pending_len = match self.shared.pending.lock() {
-            Ok(mut pending) => {
-                pending.extend_from_slice(data);
-                pending.len()
-            }
-            Err(_) => {
-                // A thread panicked mid-append: write straight through.
-                return std::io::stdout().write(data);
-            }
+        let pending_len = {
+            let mut pending = lock(&self.shared.pending);
+            pending.extend_from_slice(data);
+            pending.len()
         };
+        // Without the writer thread (it could not be started, or it has stopped), or
+        // with stdout blocked long enough for the buffer to grow this large, the
+        // logger writes the buffer itself.
         if pending_len >= WRITE_INLINE_AT || self.shared.stop.load(Ordering::Acquire) {
             self.shared.flush();
         } else if pending_len >= FLUSH_AT {
@@ -142,21 +152,56 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStdout {
 mod tests {
     use super::*;
 
+    /// A sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
-    fn lines_are_kept_until_flushed_and_none_is_lost() {
-        let (writer, guard) = BatchedStdout::start();
-        for i in 0..1000 {
-            let mut line = tracing_subscriber::fmt::MakeWriter::make_writer(&writer);
-            line.write_all(format!("line {i}\n").as_bytes()).unwrap();
-        }
-        // Whatever the thread has not written yet is still pending, in order.
-        let pending = writer.shared.pending.lock().unwrap().clone();
-        let text = String::from_utf8(pending).unwrap();
-        if let Some(first) = text.lines().next() {
-            let n: usize = first.trim_start_matches("line ").parse().unwrap();
-            assert_eq!(text.lines().count(), 1000 - n);
-        }
+    fn every_line_comes_out_once_and_in_order() {
+        let out = Captured::default();
+        let (writer, guard) = BatchedStdout::start_with(Box::new(out.clone()));
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let writer = writer.clone();
+                scope.spawn(move || {
+                    for i in 0..5000 {
+                        let mut line = tracing_subscriber::fmt::MakeWriter::make_writer(&writer);
+                        line.write_all(format!("{t} {i}\n").as_bytes())
+                            .expect("buffered");
+                    }
+                });
+            }
+        });
         drop(guard);
-        assert!(writer.shared.pending.lock().unwrap().is_empty());
+        assert!(lock(&writer.shared.pending).is_empty());
+        let text = String::from_utf8(lock(&out.0).clone()).expect("utf-8");
+        let mut next = [0usize; 4];
+        for line in text.lines() {
+            let (t, i) = line.split_once(' ').expect("t i");
+            let (t, i): (usize, usize) = (t.parse().expect("t"), i.parse().expect("i"));
+            assert_eq!(i, next[t], "thread {t}'s lines out of order");
+            next[t] += 1;
+        }
+        assert_eq!(next, [5000; 4]);
+    }
+
+    #[test]
+    fn after_the_guard_is_dropped_lines_are_written_at_once() {
+        let out = Captured::default();
+        let (writer, guard) = BatchedStdout::start_with(Box::new(out.clone()));
+        drop(guard);
+        let mut line = tracing_subscriber::fmt::MakeWriter::make_writer(&writer);
+        line.write_all(b"late\n").expect("written");
+        assert_eq!(lock(&out.0).as_slice(), b"late\n");
     }
 }

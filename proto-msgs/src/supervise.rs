@@ -80,13 +80,13 @@ pub(crate) async fn consume_supervised<H, F>(
         if stopped {
             spec.in_flight.close();
             spec.in_flight.wait().await;
-            let _ = connection.close().await;
+            crate::amqp::close(connection).await;
             tracing::info!(connection = %spec.connection_name, %queue, "stopped consuming");
             return;
         }
         tracing::warn!(connection = %spec.connection_name, %queue, "lost the broker connection; reconnecting");
         drop(consumer);
-        let _ = connection.close().await;
+        crate::amqp::close(connection).await;
     }
 }
 

@@ -91,7 +91,7 @@ impl EventPublisher {
         if result.is_err() {
             // Start afresh next time rather than reuse a channel in an unknown state.
             if let Some(session) = state.take() {
-                let _ = session.connection.close().await;
+                crate::amqp::close(session.connection).await;
             }
         }
         result
@@ -120,7 +120,7 @@ impl EventPublisher {
     /// Closes the connection, if open.
     pub async fn close(&self) {
         if let Some(session) = self.state.lock().await.take() {
-            let _ = session.connection.close().await;
+            crate::amqp::close(session.connection).await;
         }
     }
 }

@@ -278,15 +278,20 @@ impl RpcClient {
             return Err(deadline_exceeded(method));
         }
         crate::amqp::check_name("the method", method).map_err(RpcError::invalid_argument)?;
-        let session = self.inner.current_session().ok_or_else(|| {
-            RpcError::unavailable("not connected to the message broker; try again shortly")
-        })?;
+        let not_connected =
+            || RpcError::unavailable("not connected to the message broker; try again shortly");
+        if self.inner.current_session().is_none() {
+            return Err(not_connected());
+        }
         // Bounded by the call's deadline like everything else: a stalled broker must not
         // hold a call past it.
         match tokio::time::timeout(remaining, self.inner.check_consumers(method)).await {
             Ok(checked) => checked?,
             Err(_) => return Err(deadline_exceeded(method)),
         }
+        // Taken after the check, which may have taken a while: a connection lost meanwhile
+        // must not be the one this call publishes on.
+        let session = self.inner.current_session().ok_or_else(not_connected)?;
         let remaining = deadline
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
@@ -305,6 +310,16 @@ impl RpcClient {
             waiters: &self.inner.waiters,
             key: &correlation_id,
         };
+        // The supervisor takes a lost session away before it fails the waiters of its
+        // generation: a waiter inserted after that must notice here, or it would wait
+        // for a reply that can't come until its deadline.
+        if self
+            .inner
+            .current_session()
+            .is_none_or(|current| current.generation != session.generation)
+        {
+            return Err(not_connected());
+        }
 
         let mut ctx = ctx.clone();
         ctx.deadline = Some(deadline);
@@ -341,7 +356,7 @@ impl RpcClient {
         self.inner.shutdown.cancel();
         let session = self.inner.take_session();
         if let Some(session) = session {
-            let _ = session.connection.clone().close().await;
+            crate::amqp::close(session.connection.clone()).await;
         }
         self.inner.watch.prober.close().await;
     }
@@ -637,7 +652,7 @@ async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
                     inner.connected.send_replace(false);
                     inner.fail_waiters(u64::MAX);
                     if let Some(session) = inner.take_session() {
-                        let _ = session.connection.clone().close().await;
+                        crate::amqp::close(session.connection.clone()).await;
                     }
                     return;
                 }
@@ -645,7 +660,7 @@ async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
         }
         inner.connected.send_replace(false);
         if let Some(old) = inner.take_session() {
-            let _ = old.connection.clone().close().await;
+            crate::amqp::close(old.connection.clone()).await;
         }
         inner.fail_waiters(generation);
     }

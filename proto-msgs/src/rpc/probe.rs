@@ -44,7 +44,21 @@ impl Prober {
     /// check itself failed (unknown: the caller goes ahead).
     pub(crate) async fn consumers(&self, queue: &str) -> Option<u32> {
         let mut state = self.state.lock().await;
-        let channel = match self.channel(&mut state).await {
+        // The caller may give up mid-probe (its deadline, an HTTP client gone). amqprs
+        // matches answers by method, so a declare-ok (or a 404 close) left in flight
+        // would be taken by the next probe on this channel for its own queue: a probe
+        // that does not finish discards the probe connection instead.
+        let mut unfinished = ResetUnlessFinished {
+            state: &mut state,
+            finished: false,
+        };
+        let consumers = self.check(unfinished.state, queue).await;
+        unfinished.finished = true;
+        consumers
+    }
+
+    async fn check(&self, state: &mut State, queue: &str) -> Option<u32> {
+        let channel = match self.channel(state).await {
             Ok(channel) => channel,
             Err(reason) => {
                 tracing::warn!(%queue, %reason, "cannot check the queue for consumers; calls to it go ahead");
@@ -73,7 +87,7 @@ impl Prober {
             Err(_) => {
                 tracing::warn!(%queue, "checking the queue for consumers timed out; calls to it go ahead");
                 // The broker is stalled or the connection half-dead: start afresh.
-                Self::reset(&mut state);
+                Self::reset(state);
                 None
             }
         }
@@ -98,10 +112,11 @@ impl Prober {
         let Some(connection) = state.connection.as_ref() else {
             return Err("not connected".to_owned());
         };
-        let opened = tokio::time::timeout(PROBE_TIMEOUT, ChannelHandle::open(connection))
-            .await
-            .map_err(|_| "opening a channel timed out".to_owned())?
-            .map_err(|e| e.to_string());
+        let opened =
+            match tokio::time::timeout(PROBE_TIMEOUT, ChannelHandle::open(connection)).await {
+                Ok(opened) => opened.map_err(|e| e.to_string()),
+                Err(_) => Err("opening a channel timed out".to_owned()),
+            };
         match opened {
             Ok(channel) => {
                 state.channel = Some(channel.clone());
@@ -118,9 +133,11 @@ impl Prober {
         state.channel = None;
         state.closed_channels = 0;
         if let Some(old) = state.connection.take() {
-            tokio::spawn(async move {
-                let _ = old.close().await;
-            });
+            // Also called from a drop, which may happen outside a runtime (at exit);
+            // the connection then ends with the process.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(crate::amqp::close(old));
+            }
         }
     }
 
@@ -129,7 +146,69 @@ impl Prober {
         let mut state = self.state.lock().await;
         state.channel = None;
         if let Some(old) = state.connection.take() {
-            let _ = tokio::time::timeout(PROBE_TIMEOUT, old.close()).await;
+            crate::amqp::close(old).await;
         }
+    }
+}
+
+/// Resets the probe state when dropped before `finished` is set.
+struct ResetUnlessFinished<'a> {
+    state: &'a mut State,
+    finished: bool,
+}
+
+impl Drop for ResetUnlessFinished<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            Prober::reset(self.state);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestBus;
+    use amqprs::channel::BasicConsumeArguments;
+
+    /// Probes cut short at every point (the caller's deadline) must not leave an answer
+    /// in flight that the next probe takes for its own.
+    #[tokio::test]
+    async fn a_probe_given_up_midway_does_not_confuse_the_next_one() {
+        let bus = TestBus::new();
+        let config = bus.config();
+        let queue = format!("{}.probe-watched", config.topology.prefix());
+        let missing = format!("{}.probe-missing", config.topology.prefix());
+
+        // A queue with one consumer; auto-delete, so it goes with the connection.
+        let owner = config.connect("probe test owner").await.expect("connects");
+        let channel = ChannelHandle::open(&owner).await.expect("channel");
+        channel
+            .queue_declare(
+                QueueDeclareArguments::new(&queue)
+                    .auto_delete(true)
+                    .finish(),
+            )
+            .await
+            .expect("declared");
+        let (_tag, _deliveries) = channel
+            .basic_consume_rx(BasicConsumeArguments::new(&queue, "").finish())
+            .await
+            .expect("consuming");
+
+        let prober = Prober::new(config.clone(), "probe test".to_owned());
+        for i in 0..150u64 {
+            // Given up after 0 to ~1.5 ms: before, during or after the declare.
+            let target = if i % 2 == 0 { &queue } else { &missing };
+            let _ = tokio::time::timeout(
+                Duration::from_micros((i * 97) % 1500),
+                prober.consumers(target),
+            )
+            .await;
+            assert_eq!(prober.consumers(&queue).await, Some(1), "round {i}");
+            assert_eq!(prober.consumers(&missing).await, Some(0), "round {i}");
+        }
+        prober.close().await;
+        crate::amqp::close(owner).await;
     }
 }

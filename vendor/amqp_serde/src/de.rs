@@ -280,14 +280,16 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         // length should already parsed just before
         // PATCH (shop): AMQP strings are bytes. Text that is not UTF-8 is decoded lossily
         // instead of failing the whole frame, which made amqprs drop the connection and
-        // the broker redeliver the same message forever.
+        // the broker redeliver the same message forever. Each invalid byte becomes one
+        // '?' (not U+FFFD, three bytes): the text keeps its length in bytes, so a short
+        // string stays within 255 bytes and the length amqprs stored beside it stays true.
         let len = self.get_parsed_length()?;
         self.cursor += len;
         let s = &self.input[..len];
         self.input = &self.input[len..];
         match std::str::from_utf8(s) {
             Ok(text) => visitor.visit_borrowed_str(text),
-            Err(_) => visitor.visit_string(String::from_utf8_lossy(s).into_owned()),
+            Err(_) => visitor.visit_string(same_length_lossy(s)),
         }
     }
 
@@ -814,5 +816,30 @@ mod tests {
         assert_eq!(b"beef".to_vec(), result.m_owned_bytes.1);
         assert_eq!(Some(b'o'), result.m_opt);
         assert_eq!(0, std::mem::size_of_val(&result.m_unit));
+    }
+}
+
+/// PATCH (shop): `bytes` as text, every byte that is not part of valid UTF-8 replaced by
+/// `?`; the result is exactly as long as `bytes`.
+fn same_length_lossy(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(std::iter::repeat('?').take(chunk.invalid().len()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod same_length_lossy_tests {
+    use super::same_length_lossy;
+
+    #[test]
+    fn keeps_the_length_in_bytes() {
+        let bytes = b"ab\xff\xfe\xc3\xa9z\xe2\x82";
+        let text = same_length_lossy(bytes);
+        assert_eq!(text, "ab??\u{e9}z??");
+        assert_eq!(text.len(), bytes.len());
+        assert_eq!(same_length_lossy(&[0xff; 255]).len(), 255);
     }
 }

@@ -88,19 +88,15 @@ impl ReaderHandler {
 
             // Method frames for synchronous response
             Frame::OpenChannelOk(method_header, open_channel_ok) => {
-                let responder = self
+                // PATCH (shop): the caller of `open_channel` may have given up (a timeout
+                // dropped its future); that is no reason to end the whole connection.
+                if let Some(responder) = self
                     .channel_manager
                     .remove_responder(&channel_id, method_header)
-                    .expect("responder must be registered");
-
-                responder
-                    .send(open_channel_ok.into_frame())
-                    .map_err(|err_frame| {
-                        Error::SyncChannel(format!(
-                            "failed to forward {} to connection {}",
-                            err_frame, self.amqp_connection
-                        ))
-                    })
+                {
+                    let _ = responder.send(open_channel_ok.into_frame());
+                }
+                Ok(())
             }
             Frame::CloseOk(method_header, close_ok) => {
                 self.amqp_connection.set_is_open(false);

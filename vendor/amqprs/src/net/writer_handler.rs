@@ -45,7 +45,8 @@ impl WriterHandler {
     pub async fn run_until_shutdown(mut self, heartbeat: ShortUint) {
         // to take in acount network delay and congestion
         // heartbeat should be sent at a interval of timeout / 2
-        let interval: u64 = (heartbeat / 2).into();
+        // PATCH (shop): at least 1 s; `heartbeat` 1 made it 0, a loop of heartbeats.
+        let interval: u64 = u64::from(heartbeat / 2).max(1);
         let mut expiration = time::Instant::now() + time::Duration::from_secs(interval);
 
         loop {
@@ -57,7 +58,7 @@ impl WriterHandler {
                         None => break,
                         Some(v) => v,
                     };
-                    // Frames already queued behind this one go out in the same write:
+                    // PATCH (shop): frames already queued behind this one go out in the same write:
                     // one syscall (and one wake-up of the broker) for a burst.
                     let frame_max = self.amqp_connection.frame_max();
                     let mut result = self.stream.buffer_frame(channel_id, frame, frame_max).await;
