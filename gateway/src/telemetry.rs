@@ -25,12 +25,12 @@ use tracing::Instrument;
 /// `X-Request-Id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What the gateway knows about a request before any handler runs; stored in the
-/// request's extensions.
 /// The route pattern the request matched (`None`: no route), found once by telemetry.
 #[derive(Debug, Clone)]
 pub struct RoutePattern(pub Option<String>);
 
+/// What the gateway knows about a request before any handler runs; stored in the
+/// request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,

@@ -69,7 +69,10 @@ impl AmqpUrl {
             .trim_end_matches(']')
             .to_owned();
         let decode = |s: &str| {
-            percent_decode(s).ok_or_else(|| format!("{s:?} is not valid percent-encoded UTF-8"))
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .map_err(|_| format!("{s:?} is not valid percent-encoded UTF-8"))
         };
         let username = match url.username() {
             "" => "guest".to_owned(),
@@ -104,23 +107,6 @@ impl AmqpUrl {
             heartbeat,
         })
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Closes `connection`, waiting for the broker's close-ok at most [`CLOSE_TIMEOUT`]: a
@@ -296,7 +282,7 @@ pub const NOT_FOUND: u16 = 404;
 pub struct ChannelEvents {
     returns: Option<mpsc::UnboundedSender<Returned>>,
     confirms: Option<mpsc::UnboundedSender<Confirm>>,
-    closed: Arc<Mutex<Option<ChannelClosed>>>,
+    closed: CloseReason,
 }
 
 impl ChannelEvents {
@@ -320,7 +306,7 @@ impl ChannelEvents {
 
     /// Where the reason of a server-side close will be found.
     pub fn closed(&self) -> CloseReason {
-        CloseReason(self.closed.clone())
+        self.closed.clone()
     }
 
     /// Opens a channel on `connection` with these callbacks.
@@ -390,9 +376,20 @@ impl CloseReason {
 
     /// `err`, with the broker's reason when it closed the channel.
     pub fn explain(&self, err: amqprs::error::Error) -> String {
+        self.explain_or(|| err.to_string())
+    }
+
+    /// The broker's reason when it closed the channel, else `otherwise()`.
+    pub fn explain_or(&self, otherwise: impl FnOnce() -> String) -> String {
         match self.get() {
             Some(closed) => format!("{} ({})", closed.text, closed.code),
-            None => err.to_string(),
+            None => otherwise(),
+        }
+    }
+
+    fn set(&self, closed: ChannelClosed) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(closed);
         }
     }
 }
@@ -404,12 +401,10 @@ impl ChannelCallback for ChannelEvents {
         _: &Channel,
         close: CloseChannel,
     ) -> Result<(), amqprs::error::Error> {
-        if let Ok(mut slot) = self.closed.lock() {
-            *slot = Some(ChannelClosed {
-                code: close.reply_code(),
-                text: close.reply_text().clone(),
-            });
-        }
+        self.closed.set(ChannelClosed {
+            code: close.reply_code(),
+            text: close.reply_text().clone(),
+        });
         Ok(())
     }
 

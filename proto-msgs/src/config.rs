@@ -5,6 +5,21 @@ use crate::topology::{QueueKind, Topology};
 use amqprs::connection::Connection;
 use std::time::Duration;
 
+/// Longest `BUS_PREFIX`: queue names add up to ~20 bytes to it (`.orders.events.dlq`),
+/// and AMQP names are at most 255 bytes.
+const MAX_PREFIX: usize = 200;
+
+/// `Err` when `BUS_PREFIX` would make some queue name too long for AMQP.
+fn check_prefix(prefix: &str) -> Result<(), BusError> {
+    if prefix.len() > MAX_PREFIX {
+        return Err(BusError::Config(format!(
+            "BUS_PREFIX is {} bytes; at most {MAX_PREFIX}, so every queue name built on it fits AMQP's 255",
+            prefix.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Default broker URL: a local RabbitMQ with its default account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -38,6 +53,7 @@ impl BusConfig {
     pub fn from_env() -> Result<Self, BusError> {
         let url = env_or("AMQP_URL", DEFAULT_AMQP_URL);
         let prefix = env_or("BUS_PREFIX", "");
+        check_prefix(&prefix)?;
         let kind: QueueKind = env_or("BUS_EVENT_QUEUE_TYPE", "classic")
             .parse()
             .map_err(|e| BusError::Config(format!("BUS_EVENT_QUEUE_TYPE: {e}")))?;
@@ -118,6 +134,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_leaves_room_for_every_queue_name() {
+        assert!(check_prefix(&"p".repeat(MAX_PREFIX)).is_ok());
+        assert!(check_prefix(&"p".repeat(MAX_PREFIX + 1)).is_err());
+        let longest = Topology::new("p".repeat(MAX_PREFIX)).events_dlq("orders");
+        assert!(
+            longest.len() <= crate::amqp::MAX_SHORT_STR,
+            "{}",
+            longest.len()
+        );
+    }
 
     #[test]
     fn redacts_passwords() {

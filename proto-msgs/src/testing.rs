@@ -124,7 +124,7 @@ impl Drop for TestBus {
                         eprintln!("test clean-up of {}: {err}", config.topology.prefix());
                     }
                 }
-                let _ = conn.close().await;
+                crate::amqp::close(conn).await;
             });
         });
         let _ = cleanup.join();

@@ -156,6 +156,33 @@ async fn no_consumer_is_unavailable_at_once() {
     assert_eq!(client.pending(), 0);
 }
 
+/// AMQP names are at most 255 bytes and amqprs panics on longer ones: a method that is
+/// too long, or whose queue name would be, is refused before anything is sent.
+#[tokio::test]
+async fn methods_too_long_for_amqp_are_refused_not_a_panic() {
+    let bus = TestBus::new();
+    let client = client(&bus).await;
+    let ctx = RequestContext::new();
+    for method in [
+        "x".repeat(256),
+        "y".repeat(250),
+        format!("{}.get", "z".repeat(240)),
+    ] {
+        let err = client
+            .call::<_, serde_json::Value>(&method, &serde_json::json!({}), &ctx)
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code, ErrorCode::InvalidArgument, "{err}");
+    }
+    // And the client still works.
+    let err = client
+        .call::<_, serde_json::Value>("nobody.home", &serde_json::json!({}), &ctx)
+        .await
+        .expect_err("nobody consumes it");
+    assert_eq!(err.code, ErrorCode::Unavailable, "{err}");
+    assert_eq!(client.pending(), 0);
+}
+
 #[tokio::test]
 async fn bad_requests_get_error_replies_and_the_server_keeps_answering() {
     let bus = TestBus::new();

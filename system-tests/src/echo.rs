@@ -273,17 +273,14 @@ pub async fn bare_amqprs(bus: &TestBus, load: &Load, message: Message) -> Figure
         .connect("bare amqprs client")
         .await
         .expect("connect");
-    let cch = client_conn.open_channel(None).await.expect("channel");
-    let (reply_q, _, _) = cch
-        .queue_declare(
-            QueueDeclareArguments::new("")
-                .exclusive(true)
-                .auto_delete(true)
-                .finish(),
-        )
+    let cch = proto_msgs::amqp::ChannelHandle::open(&client_conn)
         .await
-        .expect("reply queue")
-        .expect("a server-named queue");
+        .expect("channel");
+    let reply_q = cch
+        .declare_private_queue("the reply queue")
+        .await
+        .expect("reply queue");
+    let cch = cch.channel;
     let waiters: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>> = Arc::default();
     let (_, mut replies) = cch
         .basic_consume_rx(

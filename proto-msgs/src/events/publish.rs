@@ -222,10 +222,9 @@ async fn publish_all(
                     }
                 }
                 None => {
-                    return Err(BusError::Amqp(match session.channel.closed.get() {
-                        Some(closed) => format!("{} ({})", closed.text, closed.code),
-                        None => "the connection was lost before the broker confirmed".to_owned(),
-                    }));
+                    return Err(BusError::Amqp(session.channel.closed.explain_or(|| {
+                        "the connection was lost before the broker confirmed".to_owned()
+                    })));
                 }
             }
         }

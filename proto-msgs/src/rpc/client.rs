@@ -278,6 +278,11 @@ impl RpcClient {
             return Err(deadline_exceeded(method));
         }
         crate::amqp::check_name("the method", method).map_err(RpcError::invalid_argument)?;
+        // The queue is probed by name: a method with no dot names a queue longer than
+        // itself, which amqprs would panic on.
+        let queue = self.inner.queue_of(method);
+        crate::amqp::check_name("the method's queue name", &queue)
+            .map_err(RpcError::invalid_argument)?;
         let not_connected =
             || RpcError::unavailable("not connected to the message broker; try again shortly");
         if self.inner.current_session().is_none() {
@@ -285,7 +290,7 @@ impl RpcClient {
         }
         // Bounded by the call's deadline like everything else: a stalled broker must not
         // hold a call past it.
-        match tokio::time::timeout(remaining, self.inner.check_consumers(method)).await {
+        match tokio::time::timeout(remaining, self.inner.check_consumers(method, queue)).await {
             Ok(checked) => checked?,
             Err(_) => return Err(deadline_exceeded(method)),
         }
@@ -456,8 +461,7 @@ impl Inner {
     /// consumers costs nothing; otherwise (first call, or nobody last time) the queue is
     /// looked at now, one passive declare at a time: calls that arrive meanwhile share
     /// its answer, so a service that just came back is seen by the very next call.
-    async fn check_consumers(&self, method: &str) -> Result<(), RpcError> {
-        let queue = self.queue_of(method);
+    async fn check_consumers(&self, method: &str, queue: String) -> Result<(), RpcError> {
         let watched = &self.watch;
         if watched.queues.get(&queue).is_some_and(|w| w.consumers > 0) {
             return Ok(());
