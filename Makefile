@@ -32,7 +32,9 @@ test-workspace: ## Unit and integration tests of every crate (parallel, isolated
 	$(CARGO) test --workspace --locked
 
 test-chaos: ## Broker restart under load (stops the shared RabbitMQ: runs alone, after the rest)
-	$(CARGO) test --locked -p system-tests --test chaos -- --ignored --test-threads=1
+	@# --workspace, not -p system-tests: the same feature set as `make test-workspace`, so
+	@# nothing is compiled again.
+	$(CARGO) test --workspace --locked --test chaos -- --ignored --test-threads=1
 
 test-compose: ## Validate docker-compose.yml, with and without the observability profile
 	docker-compose -f docker-compose.yml config -q
