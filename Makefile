@@ -32,9 +32,10 @@ test-workspace: ## Unit and integration tests of every crate (parallel, isolated
 	$(CARGO) test --workspace --locked
 
 test-chaos: ## Broker restart under load (stops the shared RabbitMQ: runs alone, after the rest)
-	@# --workspace, not -p system-tests: the same feature set as `make test-workspace`, so
-	@# nothing is compiled again.
-	$(CARGO) test --workspace --locked --test chaos -- --ignored --test-threads=1
+	@# The same selection of crates and targets as `make test-workspace`, so the same
+	@# features and nothing compiled twice; `--ignored` then runs only the chaos tests
+	@# (system-tests/tests/chaos.rs: the only #[ignore] tests, keep it that way).
+	$(CARGO) test --workspace --locked --tests -- --ignored --test-threads=1
 
 test-compose: ## Validate docker-compose.yml, with and without the observability profile
 	docker-compose -f docker-compose.yml config -q

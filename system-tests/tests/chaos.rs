@@ -2,7 +2,7 @@
 //! machine's RabbitMQ for every client, so every test here is `#[ignore]`:
 //!
 //! ```text
-//! cargo test --workspace --test chaos -- --ignored --test-threads=1
+//! cargo test -p system-tests --test chaos -- --ignored --test-threads=1   # or: make test-chaos
 //! ```
 //!
 //! Needs `rabbitmqctl` (`RABBITMQCTL` to override) allowed to stop and start the local
