@@ -14,6 +14,13 @@ pub struct DbConfig {
     /// How long a query waits for a pooled connection before failing `unavailable`
     /// (`DB_ACQUIRE_TIMEOUT_MS`, default 3000): short, so an outage answers fast.
     pub acquire_timeout: Duration,
+    /// A pooled connection used more recently than this is handed out without a ping
+    /// (default 500 ms).
+    pub ping_if_idle_for: Duration,
+    /// The server ends any statement running longer (default 10 s): nothing the
+    /// services ask takes that long, and an abandoned statement (its caller's deadline
+    /// passed) must not keep a server process busy. Migrations run without it.
+    pub statement_timeout: Duration,
 }
 
 impl DbConfig {
@@ -22,12 +29,13 @@ impl DbConfig {
             url: url.into(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
+            ping_if_idle_for: Duration::from_millis(500),
+            // Under the 15 s for which the pool waits on a connection given back while
+            // its statement still runs (vendor/sqlx-core): the statement ends first.
+            statement_timeout: Duration::from_secs(10),
         }
     }
 }
-
-/// A pooled connection used more recently than this is handed out without a ping.
-const PING_IF_IDLE_FOR: Duration = Duration::from_millis(500);
 
 /// Opens a pool. Connections are made lazily after the first, so a database that
 /// goes away later is noticed per query, not fatal.
@@ -41,7 +49,8 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         // Only a connection idle for a while may have been dropped without our noticing
         // (HikariCP's `aliveBypassWindowMs` does the same, at 500 ms). The ping sqlx
         // sent on giving a connection back is patched out in vendor/sqlx-core.
-        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
+        .test_before_acquire_if_idle_for(config.ping_if_idle_for)
+        .statement_timeout(config.statement_timeout)
         .sqlx_logging(false);
     Database::connect(opts).await
 }
@@ -58,6 +67,9 @@ pub async fn migrate<M: sea_orm_migration::MigratorTrait>(
 ) -> Result<(), DbErr> {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let txn = db.begin().await?;
+    // A migration may rightly take longer than any request (an index on a big table).
+    txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+        .await?;
     txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         .await?;
     M::up(&txn, None).await?;

@@ -1,8 +1,11 @@
-//! The pool hands out a connection it used moments ago without pinging it first (a
-//! whole round trip per query saved). These tests show what that must not cost: when
-//! the server drops the pool's connections, a hot pool fails at most one query per
-//! dead connection, each as a transient error (`unavailable` to a caller), and then
-//! heals; a pool that sat idle pings first and fails nothing.
+//! The pool hands out a connection it used moments ago without pinging it first, and
+//! takes one back without pinging it either unless something is left to send (vendored
+//! sqlx-core): a query is one round trip instead of three. These tests show what that
+//! must not cost: when the server drops the pool's connections, a hot pool fails one
+//! query per dead connection, each as a transient error (`unavailable` to a caller),
+//! and then heals; a pool that sat idle pings first and fails nothing; whatever a caller
+//! abandons midway (a transaction, a query, a COPY) is settled before the connection is
+//! used again; an abandoned statement doesn't outlive the statement timeout.
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use std::time::Duration;
@@ -12,7 +15,10 @@ use svc_kit::testing::{TestDb, admin_url};
 const POOL: u32 = 3;
 
 async fn pool(test_db: &TestDb) -> DatabaseConnection {
-    let mut config = DbConfig::new(test_db.url.clone());
+    pool_with(DbConfig::new(test_db.url.clone())).await
+}
+
+async fn pool_with(mut config: DbConfig) -> DatabaseConnection {
     config.max_connections = POOL;
     let db = connect(&config).await.expect("connect");
     // Open all of them: three queries at once need three connections.
@@ -54,9 +60,12 @@ async fn kill_connections(name: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_pool_whose_connections_were_killed_fails_transiently_then_heals() {
     let test_db = TestDb::new().await;
-    let db = pool(&test_db).await;
+    // However slow the machine, every connection counts as hot here: none is pinged.
+    let mut config = DbConfig::new(test_db.url.clone());
+    config.ping_if_idle_for = Duration::from_secs(600);
+    let db = pool_with(config).await;
     let killed = kill_connections(&test_db.name).await;
-    assert!(killed >= 1, "the pool had connections to kill");
+    assert_eq!(killed, u64::from(POOL), "the pool had its connections open");
 
     let mut failures = Vec::new();
     for _ in 0..(POOL * 2 + 2) {
@@ -64,14 +73,12 @@ async fn a_hot_pool_whose_connections_were_killed_fails_transiently_then_heals()
             failures.push(err);
         }
     }
-    eprintln!(
-        "{} of the pool's {POOL} connections failed a query",
-        failures.len()
-    );
-    assert!(
-        failures.len() <= POOL as usize,
-        "at most one failed query per dead connection, got {}: {failures:?}",
-        failures.len()
+    // Each dead connection fails its one query, is found broken on the way back to the
+    // pool and replaced: no second failure.
+    assert_eq!(
+        failures.len(),
+        POOL as usize,
+        "one failed query per dead connection: {failures:?}"
     );
     for err in &failures {
         assert!(
@@ -157,31 +164,124 @@ async fn a_transaction_dropped_without_commit_is_rolled_back_when_its_connection
     let _ = db.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_given_up_midway_leaves_its_connection_usable() {
-    let test_db = TestDb::new().await;
+async fn one_connection(test_db: &TestDb, statement_timeout: Duration) -> DatabaseConnection {
     let mut config = DbConfig::new(test_db.url.clone());
     config.max_connections = 1;
-    let db = connect(&config).await.expect("connect");
-    // The caller gives up (an RPC deadline) while the server is still working.
+    config.statement_timeout = statement_timeout;
+    connect(&config).await.expect("connect")
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64, DbErr> {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql.to_owned(),
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom(format!("no row for {sql}")))?;
+    row.try_get("", "n")
+}
+
+/// Five queries, each of which must get its own answer.
+async fn answers_are_in_step(db: &DatabaseConnection) {
+    for i in 0..5_i64 {
+        let n = scalar(db, &format!("SELECT {i}::bigint AS n"))
+            .await
+            .unwrap_or_else(|e| panic!("query {i}: {e}"));
+        assert_eq!(n, i, "query {i} got another query's answer");
+    }
+}
+
+async fn backend(db: &DatabaseConnection) -> i64 {
+    scalar(db, "SELECT pg_backend_pid()::bigint AS n")
+        .await
+        .expect("pid")
+}
+
+async fn give_up_on(db: &DatabaseConnection, sql: &str) {
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(200), db.execute_unprepared(sql)).await;
+    assert!(gave_up.is_err(), "{sql} outlived its caller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_given_up_midway_leave_their_connection_in_step() {
+    let test_db = TestDb::new().await;
+    let db = one_connection(&test_db, Duration::from_secs(10)).await;
+    let pid = backend(&db).await;
+    // The caller gives up (an RPC deadline) while the server is still working. The
+    // connection is settled on its way back (the answer it owes is read) and kept.
+    give_up_on(&db, "SELECT pg_sleep(0.6)").await;
+    answers_are_in_step(&db).await;
+    assert_eq!(backend(&db).await, pid, "the same connection, settled");
+    // The same for a query that fails after a while: reading the error it owes ends
+    // the connection (as upstream's ping did), and a new one answers.
+    give_up_on(&db, "SELECT 1 / length(pg_sleep(0.6)::text) AS n").await;
+    answers_are_in_step(&db).await;
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_in_dropped_midway_leaves_the_pool_in_step() {
+    #[allow(clippy::disallowed_methods)] // what this test is about
+    async fn abandon_copy(db: &DatabaseConnection) {
+        use sea_orm::sqlx::postgres::PgPoolCopyExt;
+        let copy = db
+            .get_postgres_connection_pool()
+            .copy_in_raw("COPY t FROM STDIN")
+            .await
+            .expect("copy in");
+        drop(copy);
+    }
+    let test_db = TestDb::new().await;
+    let db = one_connection(&test_db, Duration::from_secs(10)).await;
+    db.execute_unprepared("CREATE TABLE t (id INT)")
+        .await
+        .expect("create");
+    abandon_copy(&db).await;
+    answers_are_in_step(&db).await;
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_statement_ends_at_the_statement_timeout_and_frees_its_connection() {
+    let test_db = TestDb::new().await;
+    let db = one_connection(&test_db, Duration::from_secs(1)).await;
     let gave_up = tokio::time::timeout(
-        Duration::from_millis(50),
-        db.execute_unprepared("SELECT pg_sleep(0.3)"),
+        Duration::from_millis(200),
+        db.execute_unprepared("SELECT pg_sleep(30)"),
     )
     .await;
-    assert!(gave_up.is_err(), "the query outlived its caller");
-    // The pool's only connection still owes that query's answer: the next query must
-    // get its own result, not the abandoned one's.
-    for i in 0..5_i64 {
-        let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                format!("SELECT {i}::bigint AS n"),
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("query {i} after the abandoned one: {e}"))
-            .expect("a row");
-        assert_eq!(row.try_get::<i64>("", "n").expect("n"), i);
-    }
+    assert!(gave_up.is_err(), "the statement outlived its caller");
+    // The server cancels it after 1 s; the pool's one connection comes back settled.
+    // (Without a statement timeout the pool would wait 15 s and then drop the
+    // connection, leaving the statement running on the server.)
+    let n = tokio::time::timeout(Duration::from_secs(5), scalar(&db, "SELECT 7::bigint AS n"))
+        .await
+        .expect("the connection came back within the statement timeout")
+        .expect("query");
+    assert_eq!(n, 7);
+    let admin = Database::connect(admin_url().as_str())
+        .await
+        .expect("admin");
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = '{}' AND query LIKE '%pg_sleep(30)%' AND state = 'active' \
+                 AND pid <> pg_backend_pid()",
+                test_db.name
+            ),
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    let _ = admin.close().await;
+    assert_eq!(
+        row.try_get::<i64>("", "n").expect("n"),
+        0,
+        "nothing left running"
+    );
     let _ = db.close().await;
 }

@@ -14,8 +14,10 @@ use super::inner::{is_beyond_max_lifetime, DecrementSizeGuard, PoolInner};
 use crate::pool::options::PoolConnectionMetadata;
 
 const CLOSE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
-// PATCH (shop): see `return_to_pool`.
-const RELEASE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+// PATCH (shop): see `return_to_pool`. Longer than the statement timeout the shop's pools
+// set (svc-kit/src/db.rs), so an abandoned statement ends on the server before its
+// connection is given up: the pool never keeps more server processes busy than its size.
+const RELEASE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A connection managed by a [`Pool`][crate::pool::Pool].
 ///
@@ -306,16 +308,25 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // PATCH (shop): flush instead of ping, bounded in time. Upstream pinged every
-        // connection on release: a whole round trip to the server after every query
-        // (and one more on acquire unless `test_before_acquire` is off). `flush` sends
-        // what is still buffered (a rollback queued by a dropped transaction) and reads
-        // the answers still owed (a query whose future was dropped, or one that failed
-        // on a dead socket): a connection left mid-conversation is still checked, and a
-        // broken one still fails here and is closed; a connection whose last exchange
-        // completed costs nothing. A server that never answers no longer holds the
+        // PATCH (shop): settle instead of ping when nothing is left to send, bounded in
+        // time. Upstream pinged every connection on release: a whole round trip to the
+        // server after every query (and one more on acquire unless `test_before_acquire`
+        // is off). A connection with nothing buffered is *flushed*: the answers it still
+        // owes are read (a query whose future was dropped, or one that failed on a dead
+        // socket), so one left mid-conversation is settled, and a broken one fails here
+        // and is closed; one whose last exchange completed costs nothing. A connection
+        // with something buffered (the ROLLBACK queued by a dropped transaction, the
+        // CopyFail of a dropped COPY IN, whose query owes no ReadyForQuery that sqlx
+        // counts) is pinged as before. A server that never answers no longer holds the
         // connection (and its pool permit) forever: after the timeout it is dropped.
-        match crate::rt::timeout(RELEASE_FLUSH_TIMEOUT, self.raw.flush()).await {
+        let settle = async {
+            if self.raw.should_flush() {
+                self.raw.ping().await
+            } else {
+                self.raw.flush().await
+            }
+        };
+        match crate::rt::timeout(RELEASE_FLUSH_TIMEOUT, settle).await {
             Ok(Ok(())) => {
                 // if the connection is still viable, release it to the pool
                 self.release();
