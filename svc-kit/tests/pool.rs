@@ -109,8 +109,9 @@ async fn an_idle_pool_pings_and_replaces_killed_connections_before_any_query_fai
     let _ = db.close().await;
 }
 
-/// Server processes of `name` in a transaction that nobody is using.
-async fn idle_in_transaction(name: &str) -> i64 {
+/// Server processes of database `name`, other than the one asking, that match `filter`
+/// (a condition on `pg_stat_activity`).
+async fn server_processes(name: &str, filter: &str) -> i64 {
     let admin = Database::connect(admin_url().as_str())
         .await
         .expect("admin");
@@ -119,7 +120,7 @@ async fn idle_in_transaction(name: &str) -> i64 {
             sea_orm::DbBackend::Postgres,
             format!(
                 "SELECT count(*) AS n FROM pg_stat_activity \
-                 WHERE datname = '{name}' AND state LIKE 'idle in transaction%'"
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid() AND {filter}"
             ),
         ))
         .await
@@ -127,6 +128,11 @@ async fn idle_in_transaction(name: &str) -> i64 {
         .expect("a row");
     let _ = admin.close().await;
     row.try_get("", "n").expect("count")
+}
+
+/// Server processes of `name` in a transaction that nobody is using.
+async fn idle_in_transaction(name: &str) -> i64 {
+    server_processes(name, "state LIKE 'idle in transaction%'").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,27 +267,11 @@ async fn an_abandoned_statement_ends_at_the_statement_timeout_and_frees_its_conn
         .expect("the connection came back within the statement timeout")
         .expect("query");
     assert_eq!(n, 7);
-    let admin = Database::connect(admin_url().as_str())
-        .await
-        .expect("admin");
-    let row = admin
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            format!(
-                "SELECT count(*) AS n FROM pg_stat_activity \
-                 WHERE datname = '{}' AND query LIKE '%pg_sleep(30)%' AND state = 'active' \
-                 AND pid <> pg_backend_pid()",
-                test_db.name
-            ),
-        ))
-        .await
-        .expect("pg_stat_activity")
-        .expect("a row");
-    let _ = admin.close().await;
-    assert_eq!(
-        row.try_get::<i64>("", "n").expect("n"),
-        0,
-        "nothing left running"
-    );
+    let still_running = server_processes(
+        &test_db.name,
+        "state = 'active' AND query LIKE '%pg_sleep(30)%'",
+    )
+    .await;
+    assert_eq!(still_running, 0, "nothing left running");
     let _ = db.close().await;
 }
