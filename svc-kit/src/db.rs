@@ -48,7 +48,8 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         // sqlx pings every connection it hands out: a whole extra round trip per query.
         // Only a connection idle for a while may have been dropped without our noticing
         // (HikariCP's `aliveBypassWindowMs` does the same, at 500 ms). The ping sqlx
-        // sent on giving a connection back is patched out in vendor/sqlx-core.
+        // sent on taking a connection back is patched in vendor/sqlx-core: only a
+        // connection with something left to send still gets it.
         .test_before_acquire_if_idle_for(config.ping_if_idle_for)
         .statement_timeout(config.statement_timeout)
         .sqlx_logging(false);
