@@ -1,6 +1,7 @@
 //! Typed settings, read once from the environment (with defaults that work on a
 //! developer machine) or built for tests.
 
+use proc_kit::Vars;
 use proto_msgs::BusConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,46 +73,64 @@ pub struct Config {
     pub shutdown_timeout: Duration,
 }
 
-/// A setting that could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}: {message} (got {value:?})")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        message: String,
-    },
-    #[error("broker settings: {0}")]
-    Bus(#[from] proto_msgs::BusError),
-    #[error("{0} must be set when APP_ENV=production (the local default would be used otherwise)")]
-    MissingInProduction(&'static str),
-}
+pub use proc_kit::ConfigError;
 
 impl Config {
-    /// Reads every setting from the environment; see docs/http-api.md for the list.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match get("APP_ENV").as_deref().map(str::trim) {
-            None | Some("development") => {}
-            // The broker URL holds the gateway's broker password: never fall back to
-            // the local guest account in production.
-            Some("production") if get("AMQP_URL").is_none() => {
-                return Err(ConfigError::MissingInProduction("AMQP_URL"));
-            }
-            Some("production") => {}
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "APP_ENV",
-                    value: other.to_owned(),
-                    message: "expected \"development\" or \"production\"".to_owned(),
-                });
-            }
+    /// Reads every setting; see the README for the list.
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let app_env = vars.app_env()?;
+        // The broker URL holds the gateway's broker password: never fall back to the
+        // local guest account in production.
+        vars.require_in_production(app_env, "AMQP_URL", "it holds the broker password")?;
+        let mut c = Self::defaults();
+        c.bus = BusConfig::from_vars(vars)?;
+        if let Some(addr) = vars.parsed::<SocketAddr>("GATEWAY_ADDR")? {
+            c.addr = addr;
+        } else if let Some(port) = vars.optional_number::<u16>("PORT", 1..=u16::MAX)? {
+            c.addr = SocketAddr::from(([0, 0, 0, 0], port));
         }
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-            .and_then(|mut c| {
-                c.bus = BusConfig::from_env()?;
-                Ok(c)
-            })
+        c.workers = vars.number("HTTP_WORKERS", 1..=256, c.workers)?;
+        c.body_limit = vars.number("BODY_LIMIT_BYTES", 1024..=16 * 1024 * 1024, c.body_limit)?;
+        c.rpc_timeout = vars.millis("RPC_TIMEOUT_MS", 1..=600_000, 5000)?;
+        if let Some(v) = vars.get("RPC_TIMEOUTS") {
+            c.rpc_timeouts = parse_timeouts(&v)?;
+        }
+        c.health_timeout = vars.millis("HEALTH_TIMEOUT_MS", 1..=60_000, 1000)?;
+        c.jwt_issuer = vars.text("JWT_ISSUER", &c.jwt_issuer);
+        c.jwt_audience = vars.text("JWT_AUDIENCE", &c.jwt_audience);
+        if let Some(v) = vars.get("JWT_PUBLIC_JWKS") {
+            crate::auth::parse_jwks(&v).map_err(|e| invalid("JWT_PUBLIC_JWKS", &v, e))?;
+            c.jwks = Some(v);
+        }
+        c.jwks_refresh_min_interval =
+            vars.millis("JWKS_REFRESH_MIN_INTERVAL_MS", 1..=3_600_000, 10_000)?;
+        let limits = &mut c.rate_limits;
+        limits.auth_per_min = vars.number(
+            "RATE_LIMIT_AUTH_PER_MIN",
+            0..=1_000_000,
+            limits.auth_per_min,
+        )?;
+        limits.anon_per_min = vars.number(
+            "RATE_LIMIT_ANON_PER_MIN",
+            0..=1_000_000,
+            limits.anon_per_min,
+        )?;
+        limits.user_per_min = vars.number(
+            "RATE_LIMIT_USER_PER_MIN",
+            0..=1_000_000,
+            limits.user_per_min,
+        )?;
+        c.trust_forwarded_for = vars.flag("TRUST_FORWARDED_FOR", false)?;
+        if let Some(v) = vars.get("CORS_ALLOWED_ORIGINS") {
+            c.cors_allowed_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        c.shutdown_timeout = vars.secs("SHUTDOWN_TIMEOUT_S", 0..=600, 10)?;
+        Ok(c)
     }
 
     /// Settings for tests: this bus, a free port on 127.0.0.1, two workers, rate limits
@@ -158,69 +177,6 @@ impl Config {
             .copied()
             .unwrap_or(self.rpc_timeout)
     }
-
-    /// Everything but the broker, from any lookup (the environment, or a map in tests).
-    fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut c = Self::defaults();
-        if let Some(addr) = get("GATEWAY_ADDR") {
-            c.addr = parse("GATEWAY_ADDR", &addr)?;
-        } else if let Some(port) = get("PORT") {
-            let port: u16 = parse("PORT", &port)?;
-            c.addr = SocketAddr::from(([0, 0, 0, 0], port));
-        }
-        if let Some(v) = get("HTTP_WORKERS") {
-            c.workers = parse::<usize>("HTTP_WORKERS", &v)?.max(1);
-        }
-        if let Some(v) = get("BODY_LIMIT_BYTES") {
-            c.body_limit = parse("BODY_LIMIT_BYTES", &v)?;
-        }
-        if let Some(v) = get("RPC_TIMEOUT_MS") {
-            c.rpc_timeout = millis("RPC_TIMEOUT_MS", &v)?;
-        }
-        if let Some(v) = get("RPC_TIMEOUTS") {
-            c.rpc_timeouts = parse_timeouts(&v)?;
-        }
-        if let Some(v) = get("HEALTH_TIMEOUT_MS") {
-            c.health_timeout = millis("HEALTH_TIMEOUT_MS", &v)?;
-        }
-        if let Some(v) = get("JWT_ISSUER") {
-            c.jwt_issuer = v;
-        }
-        if let Some(v) = get("JWT_AUDIENCE") {
-            c.jwt_audience = v;
-        }
-        if let Some(v) = get("JWT_PUBLIC_JWKS") {
-            crate::auth::parse_jwks(&v).map_err(|e| invalid("JWT_PUBLIC_JWKS", &v, e))?;
-            c.jwks = Some(v);
-        }
-        if let Some(v) = get("JWKS_REFRESH_MIN_INTERVAL_MS") {
-            c.jwks_refresh_min_interval = millis("JWKS_REFRESH_MIN_INTERVAL_MS", &v)?;
-        }
-        if let Some(v) = get("RATE_LIMIT_AUTH_PER_MIN") {
-            c.rate_limits.auth_per_min = parse("RATE_LIMIT_AUTH_PER_MIN", &v)?;
-        }
-        if let Some(v) = get("RATE_LIMIT_ANON_PER_MIN") {
-            c.rate_limits.anon_per_min = parse("RATE_LIMIT_ANON_PER_MIN", &v)?;
-        }
-        if let Some(v) = get("RATE_LIMIT_USER_PER_MIN") {
-            c.rate_limits.user_per_min = parse("RATE_LIMIT_USER_PER_MIN", &v)?;
-        }
-        if let Some(v) = get("TRUST_FORWARDED_FOR") {
-            c.trust_forwarded_for = parse_bool("TRUST_FORWARDED_FOR", &v)?;
-        }
-        if let Some(v) = get("CORS_ALLOWED_ORIGINS") {
-            c.cors_allowed_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        if let Some(v) = get("SHUTDOWN_TIMEOUT_S") {
-            c.shutdown_timeout = Duration::from_secs(parse("SHUTDOWN_TIMEOUT_S", &v)?);
-        }
-        Ok(c)
-    }
 }
 
 fn invalid(name: &'static str, value: &str, message: impl ToString) -> ConfigError {
@@ -228,30 +184,6 @@ fn invalid(name: &'static str, value: &str, message: impl ToString) -> ConfigErr
         name,
         value: value.to_owned(),
         message: message.to_string(),
-    }
-}
-
-fn parse<T>(name: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    value.trim().parse().map_err(|e| invalid(name, value, e))
-}
-
-fn millis(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    let ms: u64 = parse(name, value)?;
-    if ms == 0 {
-        return Err(invalid(name, value, "must be at least 1 ms"));
-    }
-    Ok(Duration::from_millis(ms))
-}
-
-fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(invalid(name, value, "expected true or false")),
     }
 }
 
@@ -265,7 +197,19 @@ fn parse_timeouts(value: &str) -> Result<HashMap<String, Duration>, ConfigError>
                 "expected method=milliseconds pairs, e.g. orders.create=8000",
             ));
         };
-        map.insert(method.trim().to_owned(), millis("RPC_TIMEOUTS", ms)?);
+        let ms = ms
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=600_000).contains(ms))
+            .ok_or_else(|| {
+                invalid(
+                    "RPC_TIMEOUTS",
+                    value,
+                    "each timeout must be a whole number of milliseconds from 1 to 600000",
+                )
+            })?;
+        map.insert(method.trim().to_owned(), Duration::from_millis(ms));
     }
     Ok(map)
 }
@@ -275,8 +219,7 @@ mod tests {
     use super::*;
 
     fn from(pairs: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<&str, String> = pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_vars(&Vars::from_pairs(pairs))
     }
 
     #[test]
@@ -324,6 +267,9 @@ mod tests {
             ("RPC_TIMEOUTS", "orders.create"),
             ("TRUST_FORWARDED_FOR", "maybe"),
             ("JWT_PUBLIC_JWKS", "{not json"),
+            ("HTTP_WORKERS", "0"),
+            ("BODY_LIMIT_BYTES", "1"),
+            ("SHUTDOWN_TIMEOUT_S", "-1"),
         ] {
             let err = from(&[(name, value)]).unwrap_err().to_string();
             assert!(err.starts_with(name), "{err}");

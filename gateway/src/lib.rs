@@ -13,7 +13,7 @@
 //! - [`limits`]: `governor` rate limiters with the IETF `RateLimit` headers.
 //! - [`error`]: [`error::ApiError`], the single mapping of bus errors to HTTP.
 //! - [`metrics`]: the gateway's Prometheus registry; [`openapi`]: `/openapi.json`, `/docs`.
-//! - [`state`]: what handlers share (SIGTERM handling is `proto_msgs::shutdown`).
+//! - [`state`]: what handlers share (SIGTERM handling is `proc_kit::shutdown`).
 //!
 //! [`start`] binds and returns at once (the bus connects in the background: 503 until
 //! it does); cancelling the shutdown token stops accepting, drains in-flight requests,
@@ -35,12 +35,12 @@ pub use config::{Config, ConfigError, RateLimits};
 use crate::auth::Verifier;
 use crate::limits::Limits;
 use crate::metrics::GatewayMetrics;
-use crate::state::{AppState, WorkerRpc};
+use crate::state::AppState;
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use proto_msgs::{CancellationToken, RpcClient, RpcClientConfig};
+use proto_msgs::{Bus, CancellationToken, RpcClient, RpcClientConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -69,6 +69,7 @@ pub enum StartError {
 pub struct Running {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
+    bus: Bus,
     rpc: RpcClient,
     server: JoinHandle<std::io::Result<()>>,
     background: CancellationToken,
@@ -95,6 +96,7 @@ impl Running {
         };
         self.background.cancel();
         self.rpc.close().await;
+        self.bus.close().await;
         tracing::info!("gateway stopped");
         result
     }
@@ -103,8 +105,11 @@ impl Running {
 /// Binds, starts the HTTP workers and the bus client, and returns at once.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
     let metrics = GatewayMetrics::new()?;
+    // One connection for the whole gateway: lapin gives each connection an I/O thread,
+    // and every HTTP worker's calls share this one's wake-ups.
+    let bus = Bus::start(config.bus.clone(), "gateway");
     let rpc = RpcClient::start(
-        config.bus.clone(),
+        &bus,
         RpcClientConfig {
             default_timeout: config.rpc_timeout,
             connection_name: "gateway".to_owned(),
@@ -137,13 +142,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let state = app_state.clone();
-        // Runs on each worker's thread: this worker's bus connection does its I/O there.
-        let worker_rpc = web::Data::new(WorkerRpc(state.rpc.sibling("gateway worker")));
         let body_limit = state.config.body_limit;
         let cors_origins = state.config.cors_allowed_origins.clone();
         App::new()
             .app_data(state)
-            .app_data(worker_rpc)
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)
@@ -210,6 +212,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     });
     Ok(Running {
         addr,
+        bus,
         rpc,
         server,
         background,

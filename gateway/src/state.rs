@@ -12,8 +12,7 @@ use std::sync::Arc;
 /// Shared by all workers (behind `web::Data`).
 pub struct AppState {
     pub config: Config,
-    /// The bus client on the main runtime: fetches token keys. Requests use their
-    /// worker's [`WorkerRpc`].
+    /// The bus client: every request's call, and the token keys.
     pub rpc: RpcClient,
     pub verifier: Verifier,
     pub limits: Limits,
@@ -21,7 +20,3 @@ pub struct AppState {
     /// `/openapi.json`, rendered once at start-up.
     pub openapi_json: Bytes,
 }
-
-/// One HTTP worker's bus client, a sibling of [`AppState::rpc`] whose connection does
-/// its I/O on that worker's thread, so a request and its reply never change threads.
-pub struct WorkerRpc(pub RpcClient);

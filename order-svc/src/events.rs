@@ -10,7 +10,7 @@ use crate::db::orders::OrderRow;
 use proto_msgs::events::types::{ORDER_CREATED, ORDER_UPDATED, USER_REGISTERED, USER_UPDATED};
 use proto_msgs::orders::{Order, OrderCreated, OrderStatus, OrderUpdated, SERVICE};
 use proto_msgs::users::{UserRegistered, UserUpdated};
-use proto_msgs::{BusConfig, CloudEvent, EventConsumer, HandlerError, RequestContext};
+use proto_msgs::{CloudEvent, EventConsumer, HandlerError, RequestContext, UseBus};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use svc_kit::db::handler_error;
 
@@ -50,7 +50,7 @@ pub fn order_updated(
 }
 
 /// The consumer of `orders.events`: user events into the `customers` projection.
-pub fn consumer(bus: BusConfig, db: DatabaseConnection) -> EventConsumer {
+pub fn consumer(bus: impl Into<UseBus>, db: DatabaseConnection) -> EventConsumer {
     let db2 = db.clone();
     EventConsumer::new(bus, SERVICE)
         .on(USER_REGISTERED, move |ev: CloudEvent<UserRegistered>| {

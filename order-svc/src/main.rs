@@ -1,25 +1,9 @@
-//! order-svc: reads its configuration from the environment and runs until SIGTERM.
-
-use std::process::ExitCode;
+//! order-svc: settings from the environment, then [`order_svc::run`] until SIGTERM.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    // Held to the end: dropping it flushes exported spans.
-    let _telemetry = proto_msgs::telemetry::init("order-svc");
-    let result = match order_svc::Config::from_env() {
-        Ok(config) => order_svc::run(config, proto_msgs::shutdown::on_signal())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "order-svc could not start");
-            ExitCode::FAILURE
-        }
-    }
+async fn main() -> std::process::ExitCode {
+    proc_kit::main("order-svc", order_svc::config::from_vars, order_svc::run).await
 }

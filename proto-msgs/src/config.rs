@@ -2,7 +2,8 @@
 
 use crate::error::BusError;
 use crate::topology::{QueueKind, Topology};
-use amqprs::connection::Connection;
+use lapin::Connection;
+use proc_kit::{ConfigError, Vars};
 use std::time::Duration;
 
 /// Longest `BUS_PREFIX`: queue names add up to ~20 bytes to it (`.orders.events.dlq`),
@@ -10,12 +11,12 @@ use std::time::Duration;
 const MAX_PREFIX: usize = 200;
 
 /// `Err` when `BUS_PREFIX` would make some queue name too long for AMQP.
-fn check_prefix(prefix: &str) -> Result<(), BusError> {
+fn check_prefix(prefix: &str) -> Result<(), String> {
     if prefix.len() > MAX_PREFIX {
-        return Err(BusError::Config(format!(
-            "BUS_PREFIX is {} bytes; at most {MAX_PREFIX}, so every queue name built on it fits AMQP's 255",
+        return Err(format!(
+            "is {} bytes; at most {MAX_PREFIX}, so every queue name built on it fits AMQP's 255",
             prefix.len()
-        )));
+        ));
     }
     Ok(())
 }
@@ -24,7 +25,7 @@ fn check_prefix(prefix: &str) -> Result<(), BusError> {
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// How to reach the broker and which names to use on it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BusConfig {
     /// `AMQP_URL`, e.g. `amqp://user:pass@host:5672/%2f?heartbeat=10`.
     pub url: String,
@@ -50,21 +51,28 @@ impl BusConfig {
     }
 
     /// Reads `AMQP_URL`, `BUS_PREFIX` and `BUS_EVENT_QUEUE_TYPE`, with local defaults.
-    pub fn from_env() -> Result<Self, BusError> {
-        let url = env_or("AMQP_URL", DEFAULT_AMQP_URL);
-        let prefix = env_or("BUS_PREFIX", "");
-        check_prefix(&prefix)?;
-        let kind: QueueKind = env_or("BUS_EVENT_QUEUE_TYPE", "classic")
-            .parse()
-            .map_err(|e| BusError::Config(format!("BUS_EVENT_QUEUE_TYPE: {e}")))?;
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let url = vars.text("AMQP_URL", DEFAULT_AMQP_URL);
+        crate::amqp::AmqpUrl::parse(&url).map_err(|message| ConfigError::InvalidSecret {
+            name: "AMQP_URL",
+            message: format!("{message} ({})", redact(&url)),
+        })?;
+        let prefix = vars.text("BUS_PREFIX", "");
+        check_prefix(&prefix).map_err(|message| ConfigError::Invalid {
+            name: "BUS_PREFIX",
+            value: prefix.clone(),
+            message,
+        })?;
+        let kind: QueueKind = vars.parsed("BUS_EVENT_QUEUE_TYPE")?.unwrap_or_default();
         Ok(BusConfig {
             url,
             topology: Topology::new(prefix).with_event_queue_kind(kind),
         })
     }
 
-    /// Opens one connection, named so it can be recognised in the management UI
-    /// (the topology prefix, if any, comes first).
+    /// Opens one unsupervised connection (tools and tests; processes use a
+    /// [`crate::Bus`]), named so it can be recognised in the management UI (the topology
+    /// prefix, if any, comes first).
     pub async fn connect(&self, name: &str) -> Result<Connection, BusError> {
         let name = self.connection_name(name);
         crate::amqp::connect(&self.url, &name).await
@@ -79,11 +87,14 @@ impl BusConfig {
     }
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+// The URL carries the password: never shown.
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusConfig")
+            .field("url", &redact(&self.url))
+            .field("topology", &self.topology)
+            .finish()
+    }
 }
 
 /// The URL without its password, for error messages and logs.

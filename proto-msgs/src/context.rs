@@ -4,7 +4,7 @@
 use crate::amqp::{header, put_i64, put_str};
 use crate::envelope::RpcError;
 use crate::trace::TraceParent;
-use amqprs::{FieldTable, FieldValue};
+use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -143,7 +143,7 @@ impl RequestContext {
 
     /// The AMQP headers for this context.
     pub fn to_headers(&self) -> FieldTable {
-        let mut table = FieldTable::new();
+        let mut table = FieldTable::default();
         if let Some(v) = &self.request_id {
             put_str(&mut table, headers::REQUEST_ID, v);
         }
@@ -215,10 +215,12 @@ impl RequestContext {
     }
 }
 
-/// A header as text (empty counts as absent).
+/// A header as text (empty counts as absent). Bytes that are not UTF-8 become U+FFFD:
+/// such a value can only be wrong, and its use (a UUID, a trace id) then says so.
 pub fn header_str(table: &FieldTable, name: &str) -> Option<String> {
     match header(table, name)? {
-        FieldValue::S(s) => Some(s.as_ref().clone()),
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
         _ => None,
     }
     .filter(|s| !s.is_empty())
@@ -228,15 +230,15 @@ pub fn header_str(table: &FieldTable, name: &str) -> Option<String> {
 /// RabbitMQ management UI sends numbers as strings unless told otherwise).
 pub fn header_i64(table: &FieldTable, name: &str) -> Option<i64> {
     match header(table, name)? {
-        FieldValue::b(v) => Some(i64::from(*v)),
-        FieldValue::B(v) => Some(i64::from(*v)),
-        FieldValue::s(v) => Some(i64::from(*v)),
-        FieldValue::u(v) => Some(i64::from(*v)),
-        FieldValue::I(v) => Some(i64::from(*v)),
-        FieldValue::i(v) => Some(i64::from(*v)),
-        FieldValue::l(v) => Some(*v),
-        FieldValue::T(v) => i64::try_from(*v).ok(),
-        FieldValue::S(s) => s.as_ref().trim().parse().ok(),
+        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::Timestamp(v) => i64::try_from(*v).ok(),
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok(),
         _ => None,
     }
 }
@@ -268,7 +270,7 @@ mod tests {
 
     #[test]
     fn half_an_actor_is_refused() {
-        let mut t = FieldTable::new();
+        let mut t = FieldTable::default();
         put_str(&mut t, "x-actor-id", &Uuid::new_v4().to_string());
         let err = RequestContext::from_headers(Some(&t)).unwrap_err();
         assert_eq!(err.code, crate::ErrorCode::Unauthenticated);
@@ -278,7 +280,7 @@ mod tests {
 
     #[test]
     fn deadline_accepts_text_and_numbers() {
-        let mut t = FieldTable::new();
+        let mut t = FieldTable::default();
         put_str(&mut t, "x-deadline", "1000");
         let ctx = RequestContext::from_headers(Some(&t)).unwrap();
         assert!(ctx.deadline_passed());

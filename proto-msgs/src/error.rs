@@ -17,6 +17,8 @@ pub enum BusError {
     Unroutable(String),
     #[error("not connected to the message broker")]
     NotConnected,
+    #[error("the connection to the message broker was closed")]
+    Closed,
     #[error("cannot encode message: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("invalid configuration: {0}")]
@@ -31,8 +33,14 @@ impl BusError {
         }
     }
 
-    pub(crate) fn amqp(err: amqprs::error::Error) -> Self {
+    pub(crate) fn amqp(err: lapin::Error) -> Self {
         BusError::Amqp(err.to_string())
+    }
+}
+
+impl From<lapin::Error> for BusError {
+    fn from(err: lapin::Error) -> Self {
+        BusError::amqp(err)
     }
 }
 

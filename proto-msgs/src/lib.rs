@@ -2,8 +2,10 @@
 //!
 //! The one place that knows the wire, and the only code that talks AMQP.
 //!
-//! - [`amqp`]: the AMQP client underneath (amqprs): connecting from a URL, deliveries,
-//!   headers, and channel callbacks (returns, confirms, closes) as values.
+//! - [`amqp`]: the AMQP client underneath (lapin, as published): connecting from a URL
+//!   over a socket that makes every inbound short string valid UTF-8, header helpers.
+//! - [`connection`]: [`Bus`], the one supervised connection of a process; each role
+//!   (server, consumer, publisher, client) works on a channel of its own on it.
 //! - [`topology`]: names of exchanges (`rpc`, `events`) and queues (`<service>.rpc`,
 //!   `<service>.events`, `<service>.events.dlq`), an optional prefix, idempotent declare.
 //! - [`envelope`]: the reply body `{"data": …}` / `{"error": {code, message, details}}`
@@ -15,23 +17,21 @@
 //! - [`events`]: CloudEvents envelope, confirmed publisher, consumer with retries + DLQ.
 //! - [`users`], [`orders`]: request, reply and event types of each service.
 //! - [`config`]: broker settings from the environment; [`trace`]: W3C `traceparent`;
-//!   [`telemetry`]: logging and tracing set-up shared by every binary; [`shutdown`]:
-//!   SIGTERM / Ctrl-C as the cancellation token every component takes.
+//!   [`telemetry`]: each hop's span tied to the trace it received.
 //!
-//! Reconnects are supervised here: consumers and clients survive a broker restart
-//! without their process restarting.
+//! Reconnects are supervised here: the connection, and every consumer and client on it,
+//! survive a broker restart without their process restarting.
 
 pub mod amqp;
 pub mod config;
+pub mod connection;
 pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod events;
-pub mod log_writer;
 pub mod money;
 pub mod orders;
 pub mod rpc;
-pub mod shutdown;
 mod supervise;
 pub mod telemetry;
 pub mod topology;
@@ -42,6 +42,7 @@ pub mod users;
 pub mod testing;
 
 pub use config::BusConfig;
+pub use connection::{Bus, UseBus};
 pub use context::{Actor, RequestContext, Role};
 pub use envelope::{ErrorCode, Reply, RpcError};
 pub use error::BusError;

@@ -1,39 +1,43 @@
-//! A consumer that survives broker restarts: connect, declare, consume, and when the
-//! connection or channel dies, reconnect with backoff and do it all again.
+//! A consumer that survives broker restarts: open a channel on the [`Bus`], declare,
+//! consume, and when the channel dies (with its connection, or closed by the broker),
+//! open another and do it all again.
 //!
-//! amqprs has no recovery of its own, and we would not use one: what happens on a
-//! broker restart stays explicit. Deliveries in flight on the dead channel are simply
-//! redelivered by the broker, and topology is declared again from our own definitions.
+//! Deliveries in flight on the dead channel are simply redelivered by the broker, and
+//! the topology is declared again from our own definitions.
 
-use crate::amqp::{ChannelHandle, Delivery};
-use crate::config::{Backoff, BusConfig};
+use crate::amqp::Delivery;
+use crate::config::Backoff;
+use crate::connection::Bus;
 use crate::error::BusError;
-use amqprs::channel::{
-    BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage,
-};
-use amqprs::connection::Connection;
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
 use std::future::Future;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Declares what the consumer needs and returns the queue to consume.
 pub(crate) type Declare =
-    Box<dyn Fn(ChannelHandle) -> BoxFuture<'static, Result<String, BusError>> + Send + Sync>;
+    Box<dyn Fn(Channel) -> BoxFuture<'static, Result<String, BusError>> + Send + Sync>;
 
-/// How long a graceful stop waits for the broker to confirm the cancel.
+/// How long a graceful stop waits for the broker to confirm the cancel, and then for
+/// each delivery it had already sent.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct ConsumeSpec {
-    pub bus: BusConfig,
-    /// Connection name shown in the management UI.
-    pub connection_name: String,
+    pub bus: Bus,
+    /// Closed when the consumer stops (a connection of the consumer's own).
+    pub owns_bus: bool,
+    /// What consumes, for logs (e.g. `users rpc-server`).
+    pub role: String,
     pub prefetch: u16,
     pub declare: Declare,
     /// Tasks spawned by the handler; a graceful stop waits for them (so they can still
-    /// reply and ack) before the connection is closed.
+    /// reply and ack) before the channel is closed.
     pub in_flight: TaskTracker,
 }
 
@@ -53,48 +57,49 @@ pub(crate) async fn consume_supervised<H, F>(
     let mut ready = ready;
     loop {
         if shutdown.is_cancelled() {
-            return;
+            break;
         }
         let opened = tokio::select! {
             opened = open(&spec) => opened,
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
         };
-        let (connection, channel, tag, mut consumer, queue) = match opened {
+        let (channel, mut consumer, queue) = match opened {
             Ok(opened) => opened,
             Err(err) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(connection = %spec.connection_name, error = %err, retry_in_ms = delay.as_millis() as u64, "cannot start consuming; will retry");
+                tracing::warn!(role = %spec.role, error = %err, retry_in_ms = delay.as_millis() as u64, "cannot start consuming; will retry");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => continue,
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                 }
             }
         };
         backoff = Backoff::default();
-        tracing::info!(connection = %spec.connection_name, %queue, "consuming");
+        tracing::info!(role = %spec.role, %queue, "consuming");
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
 
-        let stopped = pump(&channel, &tag, &mut consumer, &shutdown, &mut handle).await;
+        let stopped = pump(&channel, &mut consumer, &shutdown, &mut handle).await;
         if stopped {
             spec.in_flight.close();
             spec.in_flight.wait().await;
-            crate::amqp::close(connection).await;
-            tracing::info!(connection = %spec.connection_name, %queue, "stopped consuming");
-            return;
+            crate::amqp::close_channel(&channel).await;
+            tracing::info!(role = %spec.role, %queue, "stopped consuming");
+            break;
         }
-        tracing::warn!(connection = %spec.connection_name, %queue, "lost the broker connection; reconnecting");
-        drop(consumer);
-        crate::amqp::close(connection).await;
+        tracing::warn!(role = %spec.role, %queue, "the consumer's channel closed; consuming again");
+        spec.bus.connection_lost();
+    }
+    if spec.owns_bus {
+        spec.bus.close().await;
     }
 }
 
 /// Feeds deliveries to `handle` until the consumer dies (false) or shutdown (true).
 async fn pump<H, F>(
     channel: &Channel,
-    tag: &str,
-    consumer: &mut mpsc::UnboundedReceiver<ConsumerMessage>,
+    consumer: &mut Consumer,
     shutdown: &CancellationToken,
     handle: &mut H,
 ) -> bool
@@ -107,28 +112,26 @@ where
             biased;
             _ = shutdown.cancelled() => {
                 // Stop new deliveries, then finish what the broker already sent us: after
-                // cancel-ok nothing more arrives and the receiver ends once drained.
+                // cancel-ok nothing more arrives and the stream ends once drained.
                 let cancelled = tokio::time::timeout(
                     CANCEL_TIMEOUT,
-                    channel.basic_cancel(BasicCancelArguments::new(tag)),
+                    channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
                 )
                 .await;
-                if matches!(cancelled, Ok(Ok(_))) {
-                    while let Ok(Some(message)) =
-                        tokio::time::timeout(CANCEL_TIMEOUT, consumer.recv()).await
+                if matches!(cancelled, Ok(Ok(()))) {
+                    while let Ok(Some(Ok(delivery))) =
+                        tokio::time::timeout(CANCEL_TIMEOUT, consumer.next()).await
                     {
-                        if let Some(delivery) = Delivery::from_message(message) {
-                            handle(delivery, channel.clone()).await;
-                        }
+                        handle(delivery, channel.clone()).await;
                     }
                 }
                 return true;
             }
-            next = consumer.recv() => match next {
-                Some(message) => {
-                    if let Some(delivery) = Delivery::from_message(message) {
-                        handle(delivery, channel.clone()).await;
-                    }
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => handle(delivery, channel.clone()).await,
+                Some(Err(err)) => {
+                    tracing::debug!(error = %err, "consumer failed");
+                    return false;
                 }
                 None => return false,
             }
@@ -136,29 +139,20 @@ where
     }
 }
 
-type Opened = (
-    Connection,
-    Channel,
-    String,
-    mpsc::UnboundedReceiver<ConsumerMessage>,
-    String,
-);
-
-async fn open(spec: &ConsumeSpec) -> Result<Opened, BusError> {
-    let connection = spec.bus.connect(&spec.connection_name).await?;
-    let channel = ChannelHandle::open(&connection).await?;
+async fn open(spec: &ConsumeSpec) -> Result<(Channel, Consumer, String), BusError> {
+    let channel = spec.bus.channel().await?;
     let queue = (spec.declare)(channel.clone()).await?;
     channel
-        .basic_qos(BasicQosArguments::new(0, spec.prefetch, false))
-        .await
-        .map_err(|e| BusError::Amqp(channel.explain(e)))?;
-    let (tag, consumer) = channel
-        .basic_consume_rx(
-            BasicConsumeArguments::new(&queue, "")
-                .manual_ack(true)
-                .finish(),
+        .basic_qos(spec.prefetch, BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
         )
         .await
-        .map_err(|e| BusError::declare(&queue, channel.explain(e)))?;
-    Ok((connection, channel.channel.clone(), tag, consumer, queue))
+        .map_err(|e| BusError::declare(&queue, e.to_string()))?;
+    Ok((channel, consumer, queue))
 }

@@ -33,6 +33,13 @@ impl TestBus {
         self.config.clone()
     }
 
+    /// A supervised connection under this test's prefix, named `name`.
+    pub async fn bus(&self, name: &str) -> crate::Bus {
+        crate::Bus::connect(self.config(), name)
+            .await
+            .expect("connect to the broker")
+    }
+
     pub fn topology(&self) -> &Topology {
         &self.config.topology
     }
@@ -118,13 +125,13 @@ impl Drop for TestBus {
                 let Ok(conn) = config.connect("test clean-up").await else {
                     return;
                 };
-                if let Ok(channel) = crate::amqp::ChannelHandle::open(&conn).await {
+                if let Ok(channel) = conn.create_channel().await {
                     let names: Vec<&str> = services.iter().map(String::as_str).collect();
                     if let Err(err) = config.topology.delete_all(&channel, &names).await {
                         eprintln!("test clean-up of {}: {err}", config.topology.prefix());
                     }
                 }
-                crate::amqp::close(conn).await;
+                crate::amqp::close(&conn).await;
             });
         });
         let _ = cleanup.join();
@@ -144,9 +151,34 @@ struct ProxyState {
     generation: tokio::sync::watch::Sender<u64>,
 }
 
+/// Bytes a proxy replaces on their way to the upstream server.
+#[derive(Clone)]
+struct Rewrite {
+    from: Vec<u8>,
+    to: Vec<u8>,
+}
+
 impl TcpProxy {
     /// Listens on a free local port and forwards to `upstream` (`host:port`).
     pub async fn start(upstream: &str) -> TcpProxy {
+        Self::start_with(upstream, None).await
+    }
+
+    /// A proxy that replaces every `from` its clients send by `to` (the same length, so
+    /// a protocol's length prefixes stay true): how a test writes bytes its client
+    /// library would refuse to send, e.g. AMQP short strings that are not UTF-8. A
+    /// `from` split across two reads is missed; keep it short and the messages small.
+    pub async fn start_rewriting(upstream: &str, from: &[u8], to: &[u8]) -> TcpProxy {
+        assert_eq!(from.len(), to.len(), "a rewrite keeps the length");
+        assert!(!from.is_empty());
+        let rewrite = Rewrite {
+            from: from.to_vec(),
+            to: to.to_vec(),
+        };
+        Self::start_with(upstream, Some(rewrite)).await
+    }
+
+    async fn start_with(upstream: &str, rewrite: Option<Rewrite>) -> TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a local port for the proxy");
@@ -166,13 +198,26 @@ impl TcpProxy {
                 }
                 let mut cut = st.generation.subscribe();
                 let up = up.clone();
+                let rewrite = rewrite.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&up).await else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
+                    match rewrite {
+                        None => tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cut.changed() => {}
+                        },
+                        Some(rewrite) => {
+                            let (mut from_client, mut to_client) = inbound.split();
+                            let (mut from_server, mut to_server) = outbound.split();
+                            let upstream = rewrite_copy(&mut from_client, &mut to_server, &rewrite);
+                            tokio::select! {
+                                _ = upstream => {}
+                                _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
+                                _ = cut.changed() => {}
+                            }
+                        }
                     }
                 });
             }
@@ -186,6 +231,11 @@ impl TcpProxy {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `host:port` of the proxy.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     pub fn upstream(&self) -> &str {
@@ -205,6 +255,33 @@ impl TcpProxy {
         self.state
             .open
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, replacing the rewrite's bytes in each chunk read.
+async fn rewrite_copy<R, W>(from: &mut R, to: &mut W, rewrite: &Rewrite) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = &mut buf[..n];
+        let mut at = 0;
+        while let Some(found) = chunk[at..]
+            .windows(rewrite.from.len())
+            .position(|w| w == rewrite.from.as_slice())
+        {
+            let start = at + found;
+            chunk[start..start + rewrite.to.len()].copy_from_slice(&rewrite.to);
+            at = start + rewrite.to.len();
+        }
+        to.write_all(chunk).await?;
     }
 }
 

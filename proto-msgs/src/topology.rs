@@ -3,10 +3,11 @@
 //! Every name goes through [`Topology`], whose optional prefix lets tests and parallel
 //! runs use their own exchanges and queues on one broker (`BUS_PREFIX`).
 
-use crate::amqp::{ChannelHandle, put_str};
+use crate::amqp::put_str;
 use crate::error::BusError;
-use amqprs::FieldTable;
-use amqprs::channel::{ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, ExchangeKind};
 
 /// The RPC exchange (topic): routing key = method, `<service>.<method>`.
 pub const RPC_EXCHANGE: &str = "rpc";
@@ -94,46 +95,46 @@ impl Topology {
     }
 
     /// Declares both exchanges (durable topic). Idempotent.
-    pub async fn declare_exchanges(&self, channel: &ChannelHandle) -> Result<(), BusError> {
+    pub async fn declare_exchanges(&self, channel: &Channel) -> Result<(), BusError> {
         self.declare_exchange_names(channel, &[self.rpc_exchange(), self.events_exchange()])
             .await
     }
 
     /// Declares only the `rpc` exchange: all an RPC client needs (and, with per-service
     /// broker users, all the gateway is allowed to configure).
-    pub async fn declare_rpc_exchange(&self, channel: &ChannelHandle) -> Result<(), BusError> {
+    pub async fn declare_rpc_exchange(&self, channel: &Channel) -> Result<(), BusError> {
         self.declare_exchange_names(channel, &[self.rpc_exchange()])
             .await
     }
 
     async fn declare_exchange_names(
         &self,
-        channel: &ChannelHandle,
+        channel: &Channel,
         names: &[String],
     ) -> Result<(), BusError> {
         for exchange in names {
             channel
                 .exchange_declare(
-                    ExchangeDeclareArguments::new(exchange, "topic")
-                        .durable(true)
-                        .finish(),
+                    exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
                 )
                 .await
-                .map_err(|e| BusError::declare(exchange, channel.explain(e)))?;
+                .map_err(|e| BusError::declare(exchange, e.to_string()))?;
         }
         Ok(())
     }
 
     /// Declares the exchanges and `<service>.rpc`, bound to `rpc` with `<service>.*`
     /// (and `<service>.sys.*` for the built-in system methods).
-    pub async fn declare_rpc(
-        &self,
-        channel: &ChannelHandle,
-        service: &str,
-    ) -> Result<String, BusError> {
+    pub async fn declare_rpc(&self, channel: &Channel, service: &str) -> Result<String, BusError> {
         self.declare_exchanges(channel).await?;
         let queue = self.rpc_queue(service);
-        declare_queue(channel, &queue, FieldTable::new()).await?;
+        declare_queue(channel, &queue, FieldTable::default()).await?;
         for key in [format!("{service}.*"), format!("{service}.sys.*")] {
             bind(channel, &queue, &self.rpc_exchange(), &key).await?;
         }
@@ -145,7 +146,7 @@ impl Topology {
     /// exchange is needed (<https://www.rabbitmq.com/docs/dlx>).
     pub async fn declare_events(
         &self,
-        channel: &ChannelHandle,
+        channel: &Channel,
         service: &str,
         keys: &[&str],
     ) -> Result<String, BusError> {
@@ -164,7 +165,7 @@ impl Topology {
     }
 
     fn queue_kind_args(&self) -> FieldTable {
-        let mut args = FieldTable::new();
+        let mut args = FieldTable::default();
         if self.event_queue_kind == QueueKind::Quorum {
             put_str(&mut args, "x-queue-type", "quorum");
         }
@@ -174,12 +175,8 @@ impl Topology {
     /// Deletes every exchange and queue this topology could have declared for the given
     /// services. For tests: each one uses its own prefix and leaves nothing behind.
     #[cfg(feature = "testing")]
-    pub async fn delete_all(
-        &self,
-        channel: &ChannelHandle,
-        services: &[&str],
-    ) -> Result<(), BusError> {
-        use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
+    pub async fn delete_all(&self, channel: &Channel, services: &[&str]) -> Result<(), BusError> {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         for service in services {
             for queue in [
                 self.rpc_queue(service),
@@ -187,48 +184,47 @@ impl Topology {
                 self.events_dlq(service),
             ] {
                 channel
-                    .queue_delete(QueueDeleteArguments::new(&queue))
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                     .await
-                    .map_err(|e| BusError::declare(&queue, channel.explain(e)))?;
+                    .map_err(|e| BusError::declare(&queue, e.to_string()))?;
             }
         }
         for exchange in [self.rpc_exchange(), self.events_exchange()] {
             channel
-                .exchange_delete(ExchangeDeleteArguments::new(&exchange))
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await
-                .map_err(|e| BusError::declare(&exchange, channel.explain(e)))?;
+                .map_err(|e| BusError::declare(&exchange, e.to_string()))?;
         }
         Ok(())
     }
 }
 
-async fn declare_queue(
-    channel: &ChannelHandle,
-    name: &str,
-    args: FieldTable,
-) -> Result<(), BusError> {
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), BusError> {
     channel
         .queue_declare(
-            QueueDeclareArguments::new(name)
-                .durable(true)
-                .arguments(args)
-                .finish(),
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
         )
         .await
-        .map_err(|e| BusError::declare(name, channel.explain(e)))?;
+        .map_err(|e| BusError::declare(name, e.to_string()))?;
     Ok(())
 }
 
-async fn bind(
-    channel: &ChannelHandle,
-    queue: &str,
-    exchange: &str,
-    key: &str,
-) -> Result<(), BusError> {
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BusError> {
     channel
-        .queue_bind(QueueBindArguments::new(queue, exchange, key))
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await
-        .map_err(|e| BusError::declare(queue, channel.explain(e)))
+        .map_err(|e| BusError::declare(queue, e.to_string()))
 }
 
 #[cfg(test)]

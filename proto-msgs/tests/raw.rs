@@ -98,3 +98,62 @@ async fn headers_that_are_not_utf8_get_a_reply_and_break_nothing() {
     stop.cancel();
     server.stopped().await;
 }
+
+/// Short strings (a correlation id, a header name, a routing key) that are not UTF-8:
+/// lapin's parser refuses them and would drop the server's connection, and the broker
+/// would redeliver the request forever. The server's socket makes them valid first
+/// (each bad byte becomes `?`), so the request is answered like any other, once.
+#[tokio::test]
+async fn short_strings_that_are_not_utf8_are_answered_once_and_break_nothing() {
+    use proto_msgs::testing::TcpProxy;
+    let bus = TestBus::new();
+    let (stop, server) = greeter(&bus).await;
+
+    // lapin can't send such bytes, so a proxy between it and the broker writes them.
+    const MARK: &[u8] = b"@@BAD@@";
+    const BAD: &[u8] = b"\xff\xfe\xfd\xc3\x28\xa0\xa1";
+    let upstream = std::env::var("AMQP_PROXY_UPSTREAM").unwrap_or_else(|_| "127.0.0.1:5672".into());
+    let proxy = TcpProxy::start_rewriting(&upstream, MARK, BAD).await;
+    let mut through = bus.config();
+    through.url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let mut raw = RawRpc::connect(&through).await;
+
+    let mark = std::str::from_utf8(MARK).unwrap();
+    let reply = raw
+        .call(
+            "echo.greet",
+            br#"{"name":"Ada"}"#,
+            &format!("corr-{mark}"),
+            &[(&format!("x-{mark}") as &str, "v"), ("x-request-id", "r-1")],
+        )
+        .await;
+    assert_eq!(reply.correlation_id.as_deref(), Some("corr-????(??"));
+    assert_eq!(reply.body["data"]["hello"], "Ada", "{:?}", reply.body);
+
+    // A method (routing key) that is not UTF-8 is an unknown method, answered too.
+    let reply = raw
+        .call(&format!("echo.{mark}"), b"{}", "bad-method", &[])
+        .await;
+    assert_eq!(
+        reply.body["error"]["code"], "unimplemented",
+        "{:?}",
+        reply.body
+    );
+
+    // The server kept its connection: nothing was redelivered, the next call is answered.
+    let reply = raw
+        .call("echo.greet", br#"{"name":"Bo"}"#, "after", &[])
+        .await;
+    assert_eq!(reply.correlation_id.as_deref(), Some("after"));
+    assert_eq!(reply.body["data"]["hello"], "Bo");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), raw.next_reply())
+            .await
+            .is_err(),
+        "no second answer: the poison request was not redelivered"
+    );
+
+    raw.close().await;
+    stop.cancel();
+    server.stopped().await;
+}

@@ -1,5 +1,8 @@
 //! # svc-kit: what both services share, written once
 //!
+//! - [`service`]: the skeleton a service runs in ([`service::start`]): connect,
+//!   migrate, metrics, relay, consumer, server, health, and an ordered stop.
+//! - [`config`]: [`config::ServiceConfig`], the settings every service reads.
 //! - [`db`]: connect to PostgreSQL with sane pool limits; tell a transient database
 //!   failure (down, restarting) from a real error, and map both to bus errors.
 //! - [`outbox`]: write an event in the same transaction as the change it describes;
@@ -10,11 +13,13 @@
 //! - [`metrics`]: Prometheus metrics fed by the bus observers, served over the bus.
 //! - `testing` (feature): a fresh database per test.
 
+pub mod config;
 pub mod db;
 pub mod inbox;
 pub mod metrics;
 pub mod migration;
 pub mod outbox;
+pub mod service;
 
 #[cfg(feature = "testing")]
 pub mod testing;

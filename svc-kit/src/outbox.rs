@@ -7,7 +7,7 @@
 //! second copy by event id (see [`crate::inbox`]).
 
 use proto_msgs::events::publish::{EncodedEvent, Published};
-use proto_msgs::{BusConfig, BusError, CancellationToken, CloudEvent, EventPublisher};
+use proto_msgs::{BusError, CancellationToken, CloudEvent, EventPublisher};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use serde::Serialize;
 use std::sync::Arc;
@@ -78,9 +78,11 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
+    /// `bus`: the service's shared [`proto_msgs::Bus`], or a `BusConfig` for a
+    /// connection of the relay's own.
     pub fn new(
         db: DatabaseConnection,
-        bus: BusConfig,
+        bus: impl Into<proto_msgs::UseBus>,
         service: &str,
         signal: OutboxSignal,
     ) -> Self {

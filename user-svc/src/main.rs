@@ -1,12 +1,9 @@
-//! user-svc: configuration from the environment, then [`user_svc::run`] until SIGTERM.
+//! user-svc: settings from the environment, then [`user_svc::run`] until SIGTERM.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _telemetry = proto_msgs::telemetry::init("user-svc");
-    let config = user_svc::Config::from_env()?;
-    user_svc::run(config, proto_msgs::shutdown::on_signal()).await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    proc_kit::main("user-svc", user_svc::config, user_svc::run).await
 }

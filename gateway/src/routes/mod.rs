@@ -8,7 +8,7 @@ pub mod orders;
 pub mod users;
 
 use crate::error::ApiError;
-use crate::state::{AppState, WorkerRpc};
+use crate::state::AppState;
 use crate::telemetry::RequestMeta;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -64,10 +64,9 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// The bus, as a handler sees it: this worker's client plus this request's ids.
+/// The bus, as a handler sees it: the client plus this request's ids.
 pub struct Bus {
     state: web::Data<AppState>,
-    rpc: web::Data<WorkerRpc>,
     meta: RequestMeta,
 }
 
@@ -78,9 +77,8 @@ impl FromRequest for Bus {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let meta = req.extensions().get::<RequestMeta>().cloned();
-        let rpc = req.app_data::<web::Data<WorkerRpc>>().cloned();
-        ready(match (state, rpc, meta) {
-            (Some(state), Some(rpc), Some(meta)) => Ok(Bus { state, rpc, meta }),
+        ready(match (state, meta) {
+            (Some(state), Some(meta)) => Ok(Bus { state, meta }),
             _ => Err(ApiError::internal(
                 "bus extractor used outside the gateway app",
             )),
@@ -89,20 +87,13 @@ impl FromRequest for Bus {
 }
 
 impl Bus {
-    /// True while this worker's bus client, or the shared one, is connected.
+    /// True while the bus client is connected.
     pub fn is_connected(&self) -> bool {
         self.client().is_connected()
     }
 
-    /// This worker's client; the shared one while it is not connected (at start-up,
-    /// or while it reconnects), so a request never fails just because of which thread
-    /// took it.
     fn client(&self) -> &RpcClient {
-        if self.rpc.0.is_connected() {
-            &self.rpc.0
-        } else {
-            &self.state.rpc
-        }
+        &self.state.rpc
     }
 
     /// This request's id.

@@ -4,7 +4,7 @@
 
 use crate::error::Error;
 use proto_msgs::orders::{SERVICE, methods};
-use proto_msgs::{BusConfig, RequestContext, RpcError, RpcServer};
+use proto_msgs::{RequestContext, RpcError, RpcServer, UseBus};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,7 +26,7 @@ pub struct App {
 }
 
 /// The RPC server with every `orders.*` method registered.
-pub fn server(bus: BusConfig, app: Arc<App>) -> RpcServer {
+pub fn server(bus: impl Into<UseBus>, app: Arc<App>) -> RpcServer {
     let server = RpcServer::new(bus, SERVICE);
     let server = route(server, &app, methods::CREATE, create::handle);
     let server = route(server, &app, methods::GET, get::handle);

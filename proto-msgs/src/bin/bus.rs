@@ -9,8 +9,11 @@
 //! Reads `AMQP_URL` and `BUS_PREFIX` like the services.
 
 use clap::{Parser, Subcommand};
-use proto_msgs::amqp::ChannelHandle;
-use proto_msgs::amqp::amqprs::channel::{BasicConsumeArguments, QueueBindArguments};
+use futures::StreamExt;
+use proto_msgs::amqp::lapin::options::{
+    BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use proto_msgs::amqp::lapin::types::FieldTable;
 use proto_msgs::{
     Actor, BusConfig, CloudEvent, EventPublisher, RequestContext, Role, RpcClient, RpcClientConfig,
     TraceParent,
@@ -80,7 +83,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let bus = BusConfig::from_env()?;
+    let bus = BusConfig::from_vars(&proc_kit::Vars::from_env())?;
     match cli.command {
         Command::Call {
             method,
@@ -143,35 +146,54 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Listen { pattern } => {
-            let conn = bus.connect("bus-cli listen").await?;
-            let ch = ChannelHandle::open(&conn).await?;
-            bus.topology.declare_exchanges(&ch).await?;
             proto_msgs::amqp::check_name("the pattern", &pattern).map_err(anyhow::Error::msg)?;
-            let queue = ch.declare_private_queue("the listening queue").await?;
-            let exchange = bus.topology.events_exchange();
-            ch.queue_bind(QueueBindArguments::new(&queue, &exchange, &pattern))
-                .await
-                .map_err(|e| anyhow::anyhow!(ch.explain(e)))?;
-            let (_, mut consumer) = ch
-                .basic_consume_rx(
-                    BasicConsumeArguments::new(&queue, "")
-                        .auto_ack(true)
-                        .finish(),
+            let conn = bus.connect("bus-cli listen").await?;
+            let ch = conn.create_channel().await?;
+            bus.topology.declare_exchanges(&ch).await?;
+            let queue = ch
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
                 )
-                .await
-                .map_err(|e| anyhow::anyhow!(ch.explain(e)))?;
+                .await?
+                .name()
+                .clone();
+            let exchange = bus.topology.events_exchange();
+            ch.queue_bind(
+                queue.clone(),
+                exchange.as_str().into(),
+                pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+            let mut consumer = ch
+                .basic_consume(
+                    queue,
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
             eprintln!("listening on {exchange} for {pattern:?} (Ctrl-C to stop)");
             loop {
                 tokio::select! {
-                    next = consumer.recv() => match next {
-                        Some(message) => {
-                            let data = message.content.unwrap_or_default();
-                            match serde_json::from_slice::<serde_json::Value>(&data) {
+                    next = consumer.next() => match next {
+                        Some(Ok(delivery)) => {
+                            match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
                                 Ok(v) => println!("{}", serde_json::to_string(&v)?),
-                                Err(_) => println!("{}", String::from_utf8_lossy(&data)),
+                                Err(_) => println!("{}", String::from_utf8_lossy(&delivery.data)),
                             }
                         }
-                        None => {
+                        _ => {
                             eprintln!("the connection to the broker was lost");
                             return Ok(ExitCode::FAILURE);
                         }

@@ -14,13 +14,14 @@
 //! the `order.updated` that follows it (ours don't: see user-svc's `known_orders`).
 
 use crate::amqp::Delivery;
-use crate::config::BusConfig;
+use crate::connection::UseBus;
 use crate::error::BusError;
 use crate::events::cloudevent::CloudEvent;
 use crate::supervise::{ConsumeSpec, consume_supervised};
-use amqprs::channel::{BasicAckArguments, BasicNackArguments, BasicRejectArguments, Channel};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lapin::Channel;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::future::Future;
@@ -85,7 +86,7 @@ type EventHandler = Arc<
 
 /// Builder and runner of one service's event inbox.
 pub struct EventConsumer {
-    bus: BusConfig,
+    bus: UseBus,
     service: String,
     handlers: HashMap<String, EventHandler>,
     prefetch: u16,
@@ -94,10 +95,12 @@ pub struct EventConsumer {
 }
 
 impl EventConsumer {
-    /// A consumer of `<service>.events`; its bindings are the event types given to `on`.
-    pub fn new(bus: BusConfig, service: impl Into<String>) -> Self {
+    /// A consumer of `<service>.events` on a channel of `bus` (a shared [`crate::Bus`],
+    /// or a `BusConfig` for a connection of its own); its bindings are the event types
+    /// given to `on`.
+    pub fn new(bus: impl Into<UseBus>, service: impl Into<String>) -> Self {
         EventConsumer {
-            bus,
+            bus: bus.into(),
             service: service.into(),
             handlers: HashMap::new(),
             prefetch: 16,
@@ -147,7 +150,9 @@ impl EventConsumer {
     /// returns once consuming. Runs until `shutdown`, finishing the current event.
     pub async fn start(self, shutdown: CancellationToken) -> Result<RunningConsumer, BusError> {
         let keys: Vec<String> = self.handlers.keys().cloned().collect();
-        let topology = self.bus.topology.clone();
+        let role = format!("{} event-consumer", self.service);
+        let (bus, owns_bus) = self.bus.resolve(&role);
+        let topology = bus.topology().clone();
         let service = self.service.clone();
         let state = Arc::new(ConsumerState {
             service: self.service.clone(),
@@ -157,8 +162,9 @@ impl EventConsumer {
             shutdown: shutdown.clone(),
         });
         let spec = ConsumeSpec {
-            bus: self.bus,
-            connection_name: format!("{} event-consumer", self.service),
+            bus,
+            owns_bus,
+            role,
             prefetch: self.prefetch,
             declare: Box::new(move |channel| {
                 let topology = topology.clone();
@@ -223,7 +229,7 @@ impl ConsumerState {
                 self.finish(
                     &channel,
                     &delivery,
-                    &delivery.routing_key,
+                    delivery.routing_key.as_str(),
                     Verdict::DeadLetter,
                     started,
                 )
@@ -304,22 +310,28 @@ impl ConsumerState {
         let tag = delivery.delivery_tag;
         let (result, outcome) = match verdict {
             Verdict::Handled => (
-                channel.basic_ack(BasicAckArguments::new(tag, false)).await,
+                channel.basic_ack(tag, BasicAckOptions::default()).await,
                 "handled",
             ),
             Verdict::Ignored => (
-                channel.basic_ack(BasicAckArguments::new(tag, false)).await,
+                channel.basic_ack(tag, BasicAckOptions::default()).await,
                 "ignored",
             ),
             Verdict::DeadLetter => (
                 channel
-                    .basic_reject(BasicRejectArguments::new(tag, false))
+                    .basic_reject(tag, BasicRejectOptions { requeue: false })
                     .await,
                 "dead_lettered",
             ),
             Verdict::Requeue => (
                 channel
-                    .basic_nack(BasicNackArguments::new(tag, false, true))
+                    .basic_nack(
+                        tag,
+                        BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        },
+                    )
                     .await,
                 "requeued",
             ),
@@ -341,7 +353,11 @@ impl ConsumerState {
 }
 
 fn decode(delivery: &Delivery) -> Result<CloudEvent<serde_json::Value>, String> {
-    if let Some(ct) = delivery.properties.content_type()
+    if let Some(ct) = delivery
+        .properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.as_str())
         && !(ct.is_empty()
             || ct.starts_with("application/json")
             || ct.starts_with(crate::events::cloudevent::CLOUDEVENTS_CONTENT_TYPE))

@@ -5,57 +5,56 @@
 //! as [`BusError::Unroutable`] instead of vanishing, and the outbox relay keeps the row
 //! and retries. A negative confirm or a broken connection is an error too.
 
-use crate::amqp::{ChannelEvents, ChannelHandle, Confirm, Returned, put_str};
-use crate::config::BusConfig;
+use crate::amqp::put_str;
+use crate::connection::{Bus, UseBus};
 use crate::error::BusError;
 use crate::events::cloudevent::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent};
-use amqprs::channel::{BasicPublishArguments, ConfirmSelectArguments};
-use amqprs::connection::Connection;
-use amqprs::{BasicProperties, FieldTable};
+use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 
 /// Longest wait for the broker to confirm a batch: past it the batch is in doubt and
-/// the connection is replaced (the outbox keeps the rows and tries again).
+/// the channel is replaced (the outbox keeps the rows and tries again).
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One open publishing channel in confirm mode, with the next delivery tag it will use
-/// and the receivers of its confirms and returned messages.
-struct Session {
-    connection: Connection,
-    channel: ChannelHandle,
-    next_tag: u64,
-    confirms: mpsc::UnboundedReceiver<Confirm>,
-    returns: mpsc::UnboundedReceiver<Returned>,
-}
+/// Longest wait for a channel when the publisher has none.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Publishes events; reconnects lazily on the next publish after a failure.
+/// AMQP delivery mode of a message the broker writes to disk.
+const PERSISTENT: u8 = 2;
+
+/// Publishes events on a confirm-mode channel of its own; opens a new one on the next
+/// publish after a failure.
 pub struct EventPublisher {
-    bus: BusConfig,
-    connection_name: String,
+    bus: Bus,
+    owns_bus: bool,
     exchange: String,
-    state: Mutex<Option<Session>>,
+    channel: Mutex<Option<Channel>>,
 }
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventPublisher")
-            .field("connection_name", &self.connection_name)
+            .field("bus", &self.bus)
             .field("exchange", &self.exchange)
             .finish_non_exhaustive()
     }
 }
 
 impl EventPublisher {
-    /// Does not connect yet: the first publish does.
-    pub fn new(bus: BusConfig, connection_name: impl Into<String>) -> Self {
+    /// Does not open its channel yet: the first publish does. `bus` is a shared
+    /// [`Bus`], or a `BusConfig` for a connection of its own named `connection_name`.
+    pub fn new(bus: impl Into<UseBus>, connection_name: impl Into<String>) -> Self {
+        let (bus, owns_bus) = bus.into().resolve(&connection_name.into());
         EventPublisher {
-            exchange: bus.topology.events_exchange(),
+            exchange: bus.topology().events_exchange(),
             bus,
-            connection_name: connection_name.into(),
-            state: Mutex::new(None),
+            owns_bus,
+            channel: Mutex::new(None),
         }
     }
 
@@ -74,53 +73,67 @@ impl EventPublisher {
 
     /// Publishes a batch and waits for all confirms. `Ok` holds what became of each
     /// event, in order (routed to at least one queue, or returned because none is bound
-    /// yet); `Err` means the whole batch is in doubt (nack, broken connection).
-    /// Publishing the batch before waiting keeps the broker busy instead of paying one
-    /// round trip per event.
+    /// yet); `Err` means the whole batch is in doubt (nack, broken channel). The whole
+    /// batch is handed to lapin before any confirm is waited for, so the broker confirms
+    /// it in one go instead of one round trip per event.
     pub async fn publish_encoded(
         &self,
         events: &[EncodedEvent],
     ) -> Result<Vec<Published>, BusError> {
-        let mut state = self.state.lock().await;
-        let session = match state.take() {
-            Some(session) if session.connection.is_open() && session.channel.is_open() => session,
-            _ => self.open().await?,
+        let mut slot = self.channel.lock().await;
+        let channel = match slot.take() {
+            Some(channel) if channel.status().connected() => channel,
+            stale => {
+                if let Some(stale) = stale {
+                    crate::amqp::close_channel(&stale).await;
+                }
+                self.open().await?
+            }
         };
-        let session = state.insert(session);
-        let result = publish_all(session, &self.exchange, events).await;
-        if result.is_err() {
-            // Start afresh next time rather than reuse a channel in an unknown state.
-            if let Some(session) = state.take() {
-                crate::amqp::close(session.connection).await;
+        let result = publish_all(&channel, &self.exchange, events).await;
+        match result {
+            Ok(published) => {
+                *slot = Some(channel);
+                Ok(published)
+            }
+            Err(err) => {
+                // Start afresh next time rather than reuse a channel in an unknown state.
+                crate::amqp::close_channel(&channel).await;
+                self.bus.connection_lost();
+                Err(err)
             }
         }
-        result
     }
 
-    async fn open(&self) -> Result<Session, BusError> {
-        let connection = self.bus.connect(&self.connection_name).await?;
-        let mut events = ChannelEvents::new();
-        let confirms = events.confirms();
-        let returns = events.returns();
-        let channel = events.open(&connection).await?;
-        self.bus.topology.declare_exchanges(&channel).await?;
-        channel
-            .confirm_select(ConfirmSelectArguments::default())
+    async fn open(&self) -> Result<Channel, BusError> {
+        // A bus that is (re)connecting gets a moment; one that is down fails the publish,
+        // and the caller (the outbox relay) tries again later.
+        let channel = tokio::time::timeout(OPEN_TIMEOUT, self.bus.channel())
             .await
-            .map_err(|e| BusError::Amqp(channel.explain(e)))?;
-        Ok(Session {
-            connection,
-            channel,
-            next_tag: 1,
-            confirms,
-            returns,
-        })
+            .map_err(|_| BusError::NotConnected)??;
+        let ready = async {
+            self.bus.topology().declare_exchanges(&channel).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(BusError::amqp)
+        };
+        match ready.await {
+            Ok(()) => Ok(channel),
+            Err(err) => {
+                crate::amqp::close_channel(&channel).await;
+                Err(err)
+            }
+        }
     }
 
-    /// Closes the connection, if open.
+    /// Closes the channel (and the connection, when it is the publisher's own).
     pub async fn close(&self) {
-        if let Some(session) = self.state.lock().await.take() {
-            crate::amqp::close(session.connection).await;
+        if let Some(channel) = self.channel.lock().await.take() {
+            crate::amqp::close_channel(&channel).await;
+        }
+        if self.owns_bus {
+            self.bus.close().await;
         }
     }
 }
@@ -160,99 +173,61 @@ impl EncodedEvent {
 
 /// Publishes every event, then waits until the broker has confirmed them all. The
 /// broker sends `basic.return` for an unroutable message before its `basic.ack`
-/// (<https://www.rabbitmq.com/docs/confirms#when-publishes-are-confirmed>), so every
-/// return of the batch has arrived by the time its last ack has.
+/// (<https://www.rabbitmq.com/docs/confirms#when-publishes-are-confirmed>), and lapin
+/// hands the returned message to that publish's confirm.
 async fn publish_all(
-    session: &mut Session,
+    channel: &Channel,
     exchange: &str,
     events: &[EncodedEvent],
 ) -> Result<Vec<Published>, BusError> {
-    // Confirms and returns left over from an earlier batch that failed midway.
-    while session.confirms.try_recv().is_ok() {}
-    while session.returns.try_recv().is_ok() {}
-    let first = session.next_tag;
     for event in events {
         crate::amqp::check_name("the event type", &event.event_type).map_err(BusError::Config)?;
-        let mut headers = FieldTable::new();
+    }
+    // Polled together: each publish queues its frames on its first poll, in order.
+    let publishes = events.iter().map(|event| {
+        let mut headers = FieldTable::default();
         if let Some(tp) = &event.traceparent {
             put_str(&mut headers, crate::context::headers::TRACEPARENT, tp);
         }
-        let mut props = BasicProperties::default();
-        props
-            .with_content_type(CLOUDEVENTS_CONTENT_TYPE)
-            .with_delivery_mode(amqprs::DELIVERY_MODE_PERSISTENT)
-            .with_message_id(&event.id)
-            .with_message_type(&event.event_type)
-            .with_app_id(&event.source)
+        let props = BasicProperties::default()
+            .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
+            .with_delivery_mode(PERSISTENT)
+            .with_message_id(event.id.as_str().into())
+            .with_type(event.event_type.as_str().into())
+            .with_app_id(event.source.as_str().into())
             .with_timestamp(event.timestamp.max(0) as u64)
             .with_headers(headers);
-        session
-            .channel
-            .basic_publish(
-                props,
-                event.body.clone(),
-                BasicPublishArguments::new(exchange, &event.event_type)
-                    .mandatory(true)
-                    .finish(),
-            )
-            .await
-            .map_err(|e| BusError::Amqp(session.channel.explain(e)))?;
-        session.next_tag += 1;
-    }
-    // Tags first..next_tag are ours; wait until the broker has settled every one.
-    let mut pending: BTreeSet<u64> = (first..session.next_tag).collect();
-    let wait = async {
-        while !pending.is_empty() {
-            match session.confirms.recv().await {
-                Some(Confirm::Ack {
-                    tag,
-                    multiple: true,
-                }) => {
-                    pending = pending.split_off(&(tag + 1));
-                }
-                Some(Confirm::Ack {
-                    tag,
-                    multiple: false,
-                }) => {
-                    pending.remove(&tag);
-                }
-                Some(Confirm::Nack { tag, multiple }) => {
-                    if multiple || pending.contains(&tag) {
-                        return Err(BusError::Nacked);
-                    }
-                }
-                None => {
-                    return Err(BusError::Amqp(session.channel.closed.explain_or(|| {
-                        "the connection was lost before the broker confirmed".to_owned()
-                    })));
-                }
-            }
+        channel.basic_publish(
+            exchange.into(),
+            event.event_type.as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            &event.body,
+            props,
+        )
+    });
+    let confirm_all = async {
+        let mut confirms = Vec::with_capacity(events.len());
+        for published in futures::future::join_all(publishes).await {
+            confirms.push(published?);
         }
-        Ok(())
+        let mut outcomes = Vec::with_capacity(confirms.len());
+        for confirmation in futures::future::join_all(confirms).await {
+            outcomes.push(match confirmation? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => Published::Routed,
+                Confirmation::Ack(Some(_returned)) => Published::Unroutable,
+                Confirmation::Nack(_) => return Err(BusError::Nacked),
+            });
+        }
+        Ok(outcomes)
     };
-    match tokio::time::timeout(CONFIRM_TIMEOUT, wait).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(BusError::Amqp(format!(
-                "the broker confirmed nothing within {} s",
-                CONFIRM_TIMEOUT.as_secs()
-            )));
-        }
+    match tokio::time::timeout(CONFIRM_TIMEOUT, confirm_all).await {
+        Ok(result) => result,
+        Err(_) => Err(BusError::Amqp(format!(
+            "the broker confirmed nothing within {} s",
+            CONFIRM_TIMEOUT.as_secs()
+        ))),
     }
-    let mut returned = HashSet::new();
-    while let Ok(message) = session.returns.try_recv() {
-        if let Some(id) = message.properties.message_id() {
-            returned.insert(id.clone());
-        }
-    }
-    Ok(events
-        .iter()
-        .map(|event| {
-            if returned.contains(&event.id) {
-                Published::Unroutable
-            } else {
-                Published::Routed
-            }
-        })
-        .collect())
 }

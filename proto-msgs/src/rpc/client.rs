@@ -8,30 +8,35 @@
 //!   broker returns the message (`basic.return`) and the call fails with `unavailable`
 //!   as soon as it comes back, instead of waiting for its deadline. No publisher
 //!   confirms: a request is transient and its reply is the acknowledgement; confirms
-//!   cost ~100 µs per call (see docs/BENCHMARKS.md). A durable `<service>.rpc` queue
-//!   outlives its consumers, so the client also watches each queue it calls (a passive
-//!   declare on a connection of its own, every 250 ms, and again before refusing a
-//!   call): a call to a queue nobody consumes fails with `unavailable` at once too.
-//! - When the connection dies, every waiting call fails with `unavailable` at once, new
-//!   calls fail fast until a supervisor task has reconnected.
+//!   cost ~100 µs per call (see docs/BENCHMARKS.md). lapin keeps a returned message of a
+//!   channel without confirms until it is drained: the client drains them every 50 ms
+//!   and fails their callers. A durable `<service>.rpc` queue outlives its consumers, so
+//!   the client also watches each queue it calls (a passive declare on a channel of its
+//!   own, every 250 ms, and again before refusing a call): a call to a queue nobody
+//!   consumes fails with `unavailable` at once too.
+//! - Requests are published without waiting for lapin to write them (each wait would be
+//!   a hand-off back from lapin's I/O thread); the reply is what is waited for.
+//! - When the channel or its connection dies, every waiting call fails with `unavailable`
+//!   at once, new calls fail fast until the client has a channel again.
 
-use crate::amqp::{ChannelEvents, ChannelHandle, Returned};
-use crate::config::{Backoff, BusConfig};
+use crate::config::Backoff;
+use crate::connection::{Bus, UseBus};
 use crate::context::RequestContext;
 use crate::envelope::{Reply, RpcError};
 use crate::error::BusError;
 use crate::rpc::observe::{CallObserver, Outcome};
 use crate::rpc::probe::Prober;
-use amqprs::BasicProperties;
-use amqprs::channel::{BasicConsumeArguments, BasicPublishArguments, ConsumerMessage};
-use amqprs::connection::Connection;
 use dashmap::DashMap;
+use futures::{FutureExt, StreamExt};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Consumer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// RabbitMQ's pseudo-queue for direct reply-to
@@ -56,7 +61,7 @@ pub struct RpcClientConfig {
     /// Deadline of a call whose context carries none.
     pub default_timeout: Duration,
     pub reply_mode: ReplyMode,
-    /// Connection name shown in the management UI.
+    /// Name of the client's connection in the management UI, when it has one of its own.
     pub connection_name: String,
     pub observer: Option<Arc<dyn CallObserver>>,
 }
@@ -89,20 +94,21 @@ struct Waiter {
     generation: u64,
 }
 
-/// One live connection with its reply queue.
+/// One live channel with its reply queue.
 struct Session {
-    connection: Connection,
-    channel: ChannelHandle,
+    channel: Channel,
     reply_to: String,
     generation: u64,
 }
 
-/// What [`establish`] opens: the session, its replies and its returned requests.
-type Opened = (
-    Arc<Session>,
-    mpsc::UnboundedReceiver<ConsumerMessage>,
-    mpsc::UnboundedReceiver<Returned>,
-);
+/// What [`establish`] opens: the session and its replies.
+type Opened = (Arc<Session>, Consumer);
+
+/// How often returned (unroutable) requests are collected and their callers failed.
+const RETURNS_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Longest wait for the first session of [`RpcClient::connect`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often watched queues are checked for consumers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -114,8 +120,7 @@ struct QueueWatch {
     checked: Instant,
 }
 
-/// Which queues have consumers: shared by a client and its siblings, kept fresh by
-/// one background task.
+/// Which queues have consumers, kept fresh by one background task.
 struct ConsumerWatch {
     /// `<service>.rpc` queue name → consumers seen by the last probe.
     queues: DashMap<String, QueueWatch>,
@@ -125,16 +130,20 @@ struct ConsumerWatch {
 }
 
 struct Inner {
-    bus: BusConfig,
+    bus: Bus,
+    /// Closed with the client (a connection of the client's own).
+    owns_bus: bool,
     config: RpcClientConfig,
     rpc_exchange: String,
     session: RwLock<Option<Arc<Session>>>,
     waiters: DashMap<String, Waiter>,
-    watch: Arc<ConsumerWatch>,
+    watch: ConsumerWatch,
     generation: AtomicU64,
     connected: watch::Sender<bool>,
-    /// Cancelled by `close` (a sibling's is a child of its origin's).
+    /// Cancelled by `close`.
     shutdown: CancellationToken,
+    /// Cancelled once the supervisor has let go of its session.
+    stopped: CancellationToken,
 }
 
 /// A typed request/reply client, cheap to clone, usable from thousands of tasks.
@@ -153,11 +162,29 @@ impl std::fmt::Debug for RpcClient {
 }
 
 impl RpcClient {
-    /// Connects now (an unreachable broker is an error), then keeps the connection
-    /// alive in the background.
-    pub async fn connect(bus: BusConfig, config: RpcClientConfig) -> Result<Self, BusError> {
-        let client = Self::new(bus, config);
-        let first = establish(&client.inner).await?;
+    /// Connects now (an unreachable broker is an error), then keeps its channel alive
+    /// in the background. `bus` is a shared [`Bus`], or a `BusConfig` for a connection
+    /// of the client's own.
+    pub async fn connect(
+        bus: impl Into<UseBus>,
+        config: RpcClientConfig,
+    ) -> Result<Self, BusError> {
+        let (bus, owns_bus) = match bus.into() {
+            UseBus::Shared(bus) => (bus, false),
+            UseBus::Own(cfg) => (Bus::connect(cfg, &config.connection_name).await?, true),
+        };
+        let client = Self::new(bus, owns_bus, config);
+        let first = match tokio::time::timeout(CONNECT_TIMEOUT, establish(&client.inner)).await {
+            Ok(Ok(first)) => first,
+            Ok(Err(err)) => {
+                client.close().await;
+                return Err(err);
+            }
+            Err(_) => {
+                client.close().await;
+                return Err(BusError::NotConnected);
+            }
+        };
         // Installed before returning, so the first call can't race the supervisor.
         client.inner.install(first.0.clone());
         tokio::spawn(supervise(client.inner.clone(), Some(first)));
@@ -167,44 +194,39 @@ impl RpcClient {
     /// Returns at once and connects in the background, retrying until it succeeds;
     /// calls fail with `unavailable` until then (a gateway that starts before the
     /// broker).
-    pub fn start(bus: BusConfig, config: RpcClientConfig) -> Self {
-        let client = Self::new(bus, config);
+    pub fn start(bus: impl Into<UseBus>, config: RpcClientConfig) -> Self {
+        let (bus, owns_bus) = bus.into().resolve(&config.connection_name);
+        let client = Self::new(bus, owns_bus, config);
         tokio::spawn(supervise(client.inner.clone(), None));
         client
     }
 
-    /// Another client with a connection of its own, whose I/O runs on the runtime this
-    /// is called from (it connects in the background, like [`RpcClient::start`]). It
-    /// shares this client's settings and its watch of which queues have consumers, and
-    /// closes with it. One per thread of a thread-per-core server (each actix-web
-    /// worker) keeps every request's bus I/O on the thread that handles it: a reply
-    /// then never has to wake another thread.
-    pub fn sibling(&self, connection_name: impl Into<String>) -> RpcClient {
-        let mut config = self.inner.config.clone();
-        config.connection_name = connection_name.into();
-        let client = RpcClient {
-            inner: Arc::new(Inner::new(
-                self.inner.bus.clone(),
-                config,
-                self.inner.watch.clone(),
-                self.inner.shutdown.child_token(),
-            )),
-        };
-        tokio::spawn(supervise(client.inner.clone(), None));
-        client
-    }
-
-    fn new(bus: BusConfig, config: RpcClientConfig) -> Self {
-        let watch = Arc::new(ConsumerWatch {
-            queues: DashMap::new(),
-            probing: tokio::sync::Mutex::new(()),
-            prober: Prober::new(bus.clone(), format!("{} probe", config.connection_name)),
+    fn new(bus: Bus, owns_bus: bool, config: RpcClientConfig) -> Self {
+        let (connected, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            rpc_exchange: bus.topology().rpc_exchange(),
+            watch: ConsumerWatch {
+                queues: DashMap::new(),
+                probing: tokio::sync::Mutex::new(()),
+                prober: Prober::new(bus.clone()),
+            },
+            bus,
+            owns_bus,
+            config,
+            session: RwLock::new(None),
+            waiters: DashMap::new(),
+            generation: AtomicU64::new(0),
+            connected,
+            shutdown: CancellationToken::new(),
+            stopped: CancellationToken::new(),
         });
-        let shutdown = CancellationToken::new();
-        tokio::spawn(keep_watching(watch.clone(), shutdown.clone()));
-        RpcClient {
-            inner: Arc::new(Inner::new(bus, config, watch, shutdown)),
-        }
+        tokio::spawn(keep_watching(inner.clone()));
+        RpcClient { inner }
+    }
+
+    /// The bus the client calls over.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
     }
 
     /// True while the client holds a working connection.
@@ -279,7 +301,7 @@ impl RpcClient {
         }
         crate::amqp::check_name("the method", method).map_err(RpcError::invalid_argument)?;
         // The queue is probed by name: a method with no dot names a queue longer than
-        // itself, which amqprs would panic on.
+        // itself, which the wire can't carry.
         let queue = self.inner.queue_of(method);
         crate::amqp::check_name("the method's queue name", &queue)
             .map_err(RpcError::invalid_argument)?;
@@ -332,17 +354,26 @@ impl RpcClient {
         let exchange = self.inner.rpc_exchange.as_str();
 
         let exchange_and_wait = async {
-            session
+            // Queued for lapin's I/O thread, not waited for: the reply is.
+            let published = session
                 .channel
                 .basic_publish(
+                    exchange.into(),
+                    method.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &body,
                     props,
-                    body,
-                    BasicPublishArguments::new(exchange, method)
-                        .mandatory(true)
-                        .finish(),
                 )
-                .await
-                .map_err(|e| RpcError::unavailable(format!("cannot publish the request: {e}")))?;
+                .now_or_never();
+            if let Some(Err(e)) = published {
+                self.inner.bus.connection_lost();
+                return Err(RpcError::unavailable(format!(
+                    "cannot publish the request: {e}"
+                )));
+            }
             match rx.await {
                 Ok(reply) => reply,
                 Err(_) => Err(RpcError::unavailable(
@@ -356,14 +387,15 @@ impl RpcClient {
         }
     }
 
-    /// Stops the background supervisor and closes the connection.
+    /// Stops the background supervisor and closes the client's channels (and its
+    /// connection, when it has one of its own).
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
-        let session = self.inner.take_session();
-        if let Some(session) = session {
-            crate::amqp::close(session.connection.clone()).await;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.inner.stopped.cancelled()).await;
         self.inner.watch.prober.close().await;
+        if self.inner.owns_bus {
+            self.inner.bus.close().await;
+        }
     }
 }
 
@@ -408,6 +440,9 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// AMQP delivery mode of a message the broker keeps in memory only.
+const TRANSIENT: u8 = 1;
+
 fn request_properties(
     method: &str,
     correlation_id: &str,
@@ -418,43 +453,22 @@ fn request_properties(
     // At least 1 ms: an expiration of 0 means "deliver now or drop".
     let expiration_ms = remaining.as_millis().max(1);
     BasicProperties::default()
-        .with_content_type("application/json")
-        .with_delivery_mode(amqprs::DELIVERY_MODE_TRANSIENT)
-        .with_correlation_id(correlation_id)
-        .with_reply_to(reply_to)
-        .with_message_id(&uuid::Uuid::new_v4().to_string())
-        .with_expiration(&expiration_ms.to_string())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(TRANSIENT)
+        .with_correlation_id(correlation_id.into())
+        .with_reply_to(reply_to.into())
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_expiration(expiration_ms.to_string().into())
         .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
-        .with_message_type(method)
+        .with_type(method.into())
         .with_headers(ctx.to_headers())
-        .finish()
 }
 
 impl Inner {
-    fn new(
-        bus: BusConfig,
-        config: RpcClientConfig,
-        watch: Arc<ConsumerWatch>,
-        shutdown: CancellationToken,
-    ) -> Inner {
-        let (connected, _) = watch::channel(false);
-        Inner {
-            rpc_exchange: bus.topology.rpc_exchange(),
-            bus,
-            config,
-            session: RwLock::new(None),
-            waiters: DashMap::new(),
-            watch,
-            generation: AtomicU64::new(0),
-            connected,
-            shutdown,
-        }
-    }
-
     /// `<service>.rpc` for `<service>.<method>`.
     fn queue_of(&self, method: &str) -> String {
         let service = method.split('.').next().unwrap_or(method);
-        self.bus.topology.rpc_queue(service)
+        self.bus.topology().rpc_queue(service)
     }
 
     /// Fails at once when the method's queue has no consumer. A queue last seen with
@@ -532,60 +546,90 @@ impl Inner {
     }
 }
 
-/// Opens a connection, the `rpc` exchange, the publishing channel and the reply consumer.
+/// Opens the publishing channel, the `rpc` exchange and the reply consumer.
 async fn establish(inner: &Inner) -> Result<Opened, BusError> {
-    let connection = inner.bus.connect(&inner.config.connection_name).await?;
-    let mut events = ChannelEvents::new();
-    let returns = events.returns();
-    let channel = events.open(&connection).await?;
-    inner.bus.topology.declare_rpc_exchange(&channel).await?;
+    let channel = inner.bus.channel().await?;
+    let opened = open_session(inner, &channel).await;
+    if opened.is_err() {
+        crate::amqp::close_channel(&channel).await;
+    }
+    opened
+}
+
+async fn open_session(inner: &Inner, channel: &Channel) -> Result<Opened, BusError> {
+    inner.bus.topology().declare_rpc_exchange(channel).await?;
     let reply_to = match inner.config.reply_mode {
         ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
-        ReplyMode::ExclusiveQueue => channel.declare_private_queue("the reply queue").await?,
+        ReplyMode::ExclusiveQueue => channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| BusError::declare("the reply queue", e.to_string()))?
+            .name()
+            .as_str()
+            .to_owned(),
     };
     // Direct reply-to must be consumed (no-ack) on the publishing channel before the
     // first publish; we do the same for the exclusive queue, it costs nothing.
-    let (_, replies) = channel
-        .basic_consume_rx(
-            BasicConsumeArguments::new(&reply_to, "")
-                .auto_ack(true)
-                .finish(),
+    let replies = channel
+        .basic_consume(
+            reply_to.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
         )
         .await
-        .map_err(|e| BusError::Amqp(channel.explain(e)))?;
+        .map_err(|e| BusError::declare(&reply_to, e.to_string()))?;
     let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
     Ok((
         Arc::new(Session {
-            connection,
-            channel,
+            channel: channel.clone(),
             reply_to,
             generation,
         }),
         replies,
-        returns,
     ))
 }
 
-/// Fails the caller of a request the broker returned as unroutable (`mandatory`).
-fn fail_returned(inner: &Inner, returned: Returned) {
-    let Some(id) = returned.properties.correlation_id() else {
+/// Fails the callers of requests the broker returned as unroutable (`mandatory`).
+/// lapin keeps returned messages of a channel without confirms until they are drained,
+/// so draining also keeps memory bounded.
+async fn fail_returned(inner: &Inner, session: &Session) {
+    let Ok(returned) = session.channel.wait_for_confirms().await else {
         return;
     };
-    if let Some((_, waiter)) = inner.waiters.remove(id.as_str()) {
-        let method = returned.routing_key;
-        let _ = waiter.tx.send(Err(RpcError::unavailable(format!(
-            "no service is consuming {method:?} (nothing is bound to receive it)"
-        ))));
+    for message in returned {
+        let props = &message.delivery.properties;
+        let Some(id) = props.correlation_id() else {
+            continue;
+        };
+        if let Some((_, waiter)) = inner.waiters.remove(id.as_str()) {
+            let method = message.delivery.routing_key.as_str();
+            let _ = waiter.tx.send(Err(RpcError::unavailable(format!(
+                "no service is consuming {method:?} (nothing is bound to receive it)"
+            ))));
+        }
     }
 }
 
-/// Re-checks every watched queue until `shutdown`.
-async fn keep_watching(watch: Arc<ConsumerWatch>, shutdown: CancellationToken) {
+/// Re-checks every watched queue until the client closes.
+async fn keep_watching(inner: Arc<Inner>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-            _ = shutdown.cancelled() => return,
+            _ = inner.shutdown.cancelled() => return,
         }
+        let watch = &inner.watch;
         let queues: Vec<String> = watch.queues.iter().map(|e| e.key().clone()).collect();
         for queue in queues {
             if let Some(consumers) = watch.prober.consumers(&queue).await {
@@ -602,29 +646,29 @@ async fn keep_watching(watch: Arc<ConsumerWatch>, shutdown: CancellationToken) {
 }
 
 /// Keeps a session alive: routes replies and returned requests, and on loss fails
-/// waiters and reconnects.
+/// waiters and opens a new one.
 async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
     let mut backoff = Backoff::default();
     let mut next = first;
     loop {
-        let (session, mut replies, mut returns) = match next.take() {
+        let (session, mut replies) = match next.take() {
             Some(opened) => opened,
             None => {
                 let attempt = tokio::select! {
                     r = establish(&inner) => r,
-                    _ = inner.shutdown.cancelled() => return,
+                    _ = inner.shutdown.cancelled() => break,
                 };
                 match attempt {
                     Ok(opened) => {
-                        tracing::info!(connection = %inner.config.connection_name, "rpc client connected");
+                        tracing::info!(connection = %inner.bus.name(), "rpc client ready");
                         opened
                     }
                     Err(err) => {
                         let delay = backoff.next_delay();
-                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "rpc client cannot connect; will retry");
+                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "rpc client cannot open its channel; will retry");
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => continue,
-                            _ = inner.shutdown.cancelled() => return,
+                            _ = inner.shutdown.cancelled() => break,
                         }
                     }
                 }
@@ -633,39 +677,40 @@ async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
         backoff = Backoff::default();
         let generation = session.generation;
         inner.install(session.clone());
+        let mut returns = tokio::time::interval(RETURNS_INTERVAL);
+        returns.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-        loop {
+        let closing = loop {
             tokio::select! {
-                reply = replies.recv() => match reply {
-                    Some(message) => {
-                        if let Some(id) = message
-                            .basic_properties
-                            .as_ref()
-                            .and_then(|p| p.correlation_id())
-                        {
-                            inner.route_reply(id, message.content.unwrap_or_default());
+                reply = replies.next() => match reply {
+                    Some(Ok(delivery)) => {
+                        if let Some(id) = delivery.properties.correlation_id() {
+                            inner.route_reply(id.as_str(), delivery.data);
                         }
                     }
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "rpc client lost its channel");
+                        break false;
+                    }
                     None => {
-                        tracing::warn!("rpc client lost its connection");
-                        break;
+                        tracing::warn!("rpc client's reply consumer ended");
+                        break false;
                     }
                 },
-                Some(returned) = returns.recv() => fail_returned(&inner, returned),
-                _ = inner.shutdown.cancelled() => {
-                    inner.connected.send_replace(false);
-                    inner.fail_waiters(u64::MAX);
-                    if let Some(session) = inner.take_session() {
-                        crate::amqp::close(session.connection.clone()).await;
-                    }
-                    return;
-                }
+                _ = returns.tick() => fail_returned(&inner, &session).await,
+                _ = inner.shutdown.cancelled() => break true,
             }
-        }
+        };
         inner.connected.send_replace(false);
-        if let Some(old) = inner.take_session() {
-            crate::amqp::close(old.connection.clone()).await;
+        inner.take_session();
+        if closing {
+            inner.fail_waiters(u64::MAX);
+            crate::amqp::close_channel(&session.channel).await;
+            break;
         }
         inner.fail_waiters(generation);
+        inner.bus.connection_lost();
+        crate::amqp::close_channel(&session.channel).await;
     }
+    inner.stopped.cancel();
 }

@@ -5,7 +5,7 @@
 //! even a handler panic becomes an error reply, and the request is acked.
 
 use crate::amqp::{Delivery, put_str};
-use crate::config::BusConfig;
+use crate::connection::UseBus;
 use crate::context::RequestContext;
 use crate::envelope::{ErrorCode, RpcError, encode_reply};
 use crate::error::BusError;
@@ -13,10 +13,11 @@ use crate::rpc::observe::{Outcome, ServerObserver};
 use crate::supervise::{ConsumeSpec, consume_supervised};
 use crate::telemetry;
 use crate::trace::TraceParent;
-use amqprs::channel::{BasicAckArguments, BasicPublishArguments, Channel};
-use amqprs::{BasicProperties, FieldTable};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lapin::options::{BasicAckOptions, BasicPublishOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -53,7 +54,7 @@ pub struct MetricsText {
 /// Builder and runner of one service's RPC endpoint.
 pub struct RpcServer {
     service: String,
-    bus: BusConfig,
+    bus: UseBus,
     prefetch: u16,
     max_body: usize,
     handlers: HashMap<String, Handler>,
@@ -62,12 +63,13 @@ pub struct RpcServer {
 }
 
 impl RpcServer {
-    /// A server for `service` (e.g. `"users"`): it consumes `<service>.rpc` and answers
-    /// `<service>.sys.health` by itself.
-    pub fn new(bus: BusConfig, service: impl Into<String>) -> Self {
+    /// A server for `service` (e.g. `"users"`): it consumes `<service>.rpc` on a channel
+    /// of `bus` (a shared [`crate::Bus`], or a `BusConfig` for a connection of its own)
+    /// and answers `<service>.sys.health` by itself.
+    pub fn new(bus: impl Into<UseBus>, service: impl Into<String>) -> Self {
         RpcServer {
             service: service.into(),
-            bus,
+            bus: bus.into(),
             prefetch: DEFAULT_PREFETCH,
             max_body: DEFAULT_MAX_BODY,
             handlers: HashMap::new(),
@@ -156,20 +158,23 @@ impl RpcServer {
             )));
         }
         self.install_health();
+        let role = format!("{} rpc-server", self.service);
+        let (bus, owns_bus) = self.bus.resolve(&role);
 
         let state = Arc::new(ServerState {
             service: self.service.clone(),
-            rpc_exchange: self.bus.topology.rpc_exchange(),
+            rpc_exchange: bus.topology().rpc_exchange(),
             max_body: self.max_body,
             handlers: self.handlers,
             observer: self.observer,
         });
-        let topology = self.bus.topology.clone();
+        let topology = bus.topology().clone();
         let service = self.service.clone();
         let in_flight = TaskTracker::new();
         let spec = ConsumeSpec {
-            bus: self.bus,
-            connection_name: format!("{} rpc-server", self.service),
+            bus,
+            owns_bus,
+            role,
             prefetch: self.prefetch,
             declare: Box::new(move |channel| {
                 let topology = topology.clone();
@@ -245,10 +250,13 @@ impl ServerState {
         let started = Instant::now();
         let props = &delivery.properties;
         let method = self.method_of(&delivery);
-        let reply_to = props.reply_to().cloned();
-        let correlation_id = props.correlation_id().cloned();
-        let ctx = RequestContext::from_headers(props.headers()).map(|mut ctx| {
-            ctx.message_id = props.message_id().cloned();
+        let reply_to = props.reply_to().as_ref().map(|r| r.as_str().to_owned());
+        let correlation_id = props
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str().to_owned());
+        let ctx = RequestContext::from_headers(props.headers().as_ref()).map(|mut ctx| {
+            ctx.message_id = props.message_id().as_ref().map(|m| m.as_str().to_owned());
             // A request without trace context starts a trace here, so its log lines and
             // the events it causes still share one trace id.
             ctx.traceparent.get_or_insert_with(TraceParent::new_root);
@@ -282,23 +290,31 @@ impl ServerState {
         async {
             let Some(reply_to) = reply_to else {
                 tracing::warn!("request without reply_to: acked and dropped");
-                ack(&channel, &delivery).await;
+                ack(&channel, &delivery);
                 return;
             };
             let (body, outcome) = self.answer(&method, ctx, &mut delivery).await;
             let elapsed = started.elapsed();
             let reply_props = reply_properties(&method, correlation_id.as_deref(), &request_id);
-            // Reply, then ack, on the same channel: the writer task sends them in this
-            // order. If the channel is gone both fail, and the broker redelivers the
-            // request on reconnect.
+            // Reply, then ack. lapin sends an ack (a method frame) ahead of publishes still
+            // queued, so the reply's write is waited for first: an ack must never reach
+            // the broker for a reply that did not leave (the request would be lost instead
+            // of redelivered). The ack itself is not waited for; if the channel is gone
+            // before it leaves, the broker redelivers the request on reconnect.
             let published = channel
-                .basic_publish(reply_props, body, BasicPublishArguments::new("", &reply_to))
+                .basic_publish(
+                    "".into(),
+                    reply_to.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    reply_props,
+                )
                 .await;
             if let Err(err) = published {
                 tracing::warn!(error = %err, "could not publish the reply");
                 return;
             }
-            ack(&channel, &delivery).await;
+            ack(&channel, &delivery);
             if let Some(observer) = &self.observer {
                 // Only methods we serve become metric labels; any routing key a client
                 // makes up would otherwise create a series of its own.
@@ -329,14 +345,15 @@ impl ServerState {
     /// The method: the routing key when the request came through the `rpc` exchange,
     /// otherwise (published straight to the queue) the AMQP `type` property.
     fn method_of(&self, delivery: &Delivery) -> String {
-        if delivery.exchange == self.rpc_exchange {
-            return delivery.routing_key.clone();
+        if delivery.exchange.as_str() == self.rpc_exchange {
+            return delivery.routing_key.as_str().to_owned();
         }
         delivery
             .properties
-            .message_type()
-            .cloned()
-            .unwrap_or_else(|| delivery.routing_key.clone())
+            .kind()
+            .as_ref()
+            .map_or(delivery.routing_key.as_str(), |t| t.as_str())
+            .to_owned()
     }
 
     async fn answer(
@@ -353,6 +370,14 @@ impl ServerState {
             Ok(ctx) => ctx,
             Err(err) => return fail(err),
         };
+        let malformed = delivery.properties.headers().as_ref().is_some_and(|h| {
+            crate::amqp::header(h, crate::amqp::sanitize::MALFORMED_HEADERS).is_some()
+        });
+        if malformed {
+            return fail(RpcError::invalid_argument(
+                "the request's headers could not be read (a value of an unknown AMQP type)",
+            ));
+        }
         if ctx.deadline_passed() {
             // The caller gave up already; doing the work now could only surprise them
             // (an order whose create timed out must not appear later).
@@ -361,7 +386,11 @@ impl ServerState {
                 "the request's deadline passed before it was handled; it was not executed",
             ));
         }
-        if let Some(ct) = delivery.properties.content_type()
+        if let Some(ct) = delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str())
             && !ct.starts_with("application/json")
             && !ct.is_empty()
         {
@@ -426,14 +455,25 @@ where
     })
 }
 
+/// Decodes a request body; an error names the field it is about (`items[2].price`),
+/// in the message and as `details.field`.
 fn decode_body<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, RpcError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid request body: {e}")))
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            RpcError::invalid_argument(format!("invalid request body: {inner}"))
+        } else {
+            RpcError::invalid_argument(format!("invalid request body: {path}: {inner}"))
+                .with_details(serde_json::json!({ "field": path }))
+        }
+    })
 }
 
 fn reply_properties(
@@ -441,31 +481,31 @@ fn reply_properties(
     correlation_id: Option<&str>,
     request_id: &str,
 ) -> BasicProperties {
-    let mut props = BasicProperties::default();
-    props
-        .with_content_type("application/json")
-        .with_message_type(method)
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_type(method.into())
         .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64);
     if let Some(id) = correlation_id {
-        props.with_correlation_id(id);
+        props = props.with_correlation_id(id.into());
     }
     if !request_id.is_empty() {
-        let mut headers = FieldTable::new();
+        let mut headers = FieldTable::default();
         put_str(
             &mut headers,
             crate::context::headers::REQUEST_ID,
             request_id,
         );
-        props.with_headers(headers);
+        props = props.with_headers(headers);
     }
     props
 }
 
-async fn ack(channel: &Channel, delivery: &Delivery) {
+/// Acks without waiting for the write (see the reply above).
+fn ack(channel: &Channel, delivery: &Delivery) {
     let acked = channel
-        .basic_ack(BasicAckArguments::new(delivery.delivery_tag, false))
-        .await;
-    if let Err(err) = acked {
+        .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
+        .now_or_never();
+    if let Some(Err(err)) = acked {
         tracing::warn!(error = %err, "could not ack (the broker will redeliver)");
     }
 }

@@ -28,8 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// RPC echo through the broker: proto-msgs (both reply modes) vs bare amqprs and
-    /// lapin pairs.
+    /// RPC echo through the broker: proto-msgs (both reply modes) vs a bare lapin pair
+    /// sending a minimal message and the contract's.
     Rpc {
         #[arg(long, default_value = "1,32", value_delimiter = ',')]
         concurrency: Vec<usize>,
@@ -96,27 +96,25 @@ async fn rpc(levels: &[usize], secs: u64, warmup: u64) -> anyhow::Result<()> {
     bus.track("echo");
     println!(
         "RPC echo through RabbitMQ, {secs} s per scenario after {warmup} s warm-up; ratio = req/s \
-         ÷ the bare amqprs pair (the client proto-msgs wraps) at the same concurrency\n"
+         ÷ the bare lapin pair sending the same (contract) message at the same concurrency\n"
     );
     println!("{HEADER}");
     for &c in levels {
         let load = Load::new(c, Duration::from_secs(warmup), Duration::from_secs(secs));
-        let amqprs = echo::bare_amqprs(&bus, &load, echo::Message::Minimal).await;
-        println!("{}", row("bare amqprs pair", c, &amqprs, None));
-        let contract = echo::bare_amqprs(&bus, &load, echo::Message::Contract).await;
+        let minimal = echo::bare(&bus, &load, echo::Message::Minimal).await;
+        let contract = echo::bare(&bus, &load, echo::Message::Contract).await;
         println!(
             "{}",
             row(
-                "bare amqprs pair, contract message",
+                "bare lapin pair, minimal message",
                 c,
-                &contract,
-                Some(contract.rps / amqprs.rps)
+                &minimal,
+                Some(minimal.rps / contract.rps)
             )
         );
-        let lapin = echo::bare(&bus, &load).await;
         println!(
             "{}",
-            row("bare lapin pair", c, &lapin, Some(lapin.rps / amqprs.rps))
+            row("bare lapin pair, contract message", c, &contract, Some(1.0))
         );
         for (name, mode) in [
             (
@@ -126,7 +124,7 @@ async fn rpc(levels: &[usize], secs: u64, warmup: u64) -> anyhow::Result<()> {
             ("proto-msgs (direct reply-to)", ReplyMode::DirectReplyTo),
         ] {
             let f = echo::ours(&bus, mode, &load).await;
-            println!("{}", row(name, c, &f, Some(f.rps / amqprs.rps)));
+            println!("{}", row(name, c, &f, Some(f.rps / contract.rps)));
         }
     }
     Ok(())
@@ -197,27 +195,13 @@ async fn http(
     for round in 1..=rounds {
         let mut floor = f64::NAN;
         if run("echo") {
-            let bare = echo::bare(&bus, &load).await;
+            let bare = echo::bare(&bus, &load, echo::Message::Minimal).await;
             floor = bare.rps;
             record(&mut rows, "RPC echo floor: bare lapin pair", c, bare, 1.0);
             let ours = echo::ours(&bus, ReplyMode::ExclusiveQueue, &load).await;
             record(&mut rows, "RPC echo: proto-msgs", c, ours, ours.rps / floor);
-            let amqprs = echo::bare_amqprs(&bus, &load, echo::Message::Minimal).await;
-            record(
-                &mut rows,
-                "RPC echo: bare amqprs pair",
-                c,
-                amqprs,
-                amqprs.rps / floor,
-            );
         }
         let mut line = format!("round {round}: floor {floor:.0} req/s");
-        let amqprs_floor = rows
-            .iter()
-            .find(|(n, _, _)| n == "RPC echo: bare amqprs pair")
-            .and_then(|(_, _, all)| all.last())
-            .map_or(f64::NAN, |(f, _)| f.rps);
-        line.push_str(&format!(" (bare amqprs {amqprs_floor:.0})"));
         for (name, req) in &http_scenarios {
             let f = raw_http::drive(addr, req, &load).await;
             line.push_str(&format!("; {name}: {:.0} ({:.2})", f.rps, f.rps / floor));

@@ -14,12 +14,12 @@
 
 use proto_msgs::events::types;
 use proto_msgs::orders::{OrderCreated, OrderStatus, OrderUpdated};
-use proto_msgs::{BusConfig, CloudEvent, EventConsumer, HandlerError, users};
+use proto_msgs::{CloudEvent, EventConsumer, HandlerError, UseBus, users};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use svc_kit::db::handler_error;
 
 /// The consumer of `users.events`, bound to `order.created` and `order.updated`.
-pub fn consumer(bus: BusConfig, db: DatabaseConnection) -> EventConsumer {
+pub fn consumer(bus: impl Into<UseBus>, db: DatabaseConnection) -> EventConsumer {
     let db2 = db.clone();
     EventConsumer::new(bus, users::SERVICE)
         .on(types::ORDER_CREATED, move |ev: CloudEvent<OrderCreated>| {

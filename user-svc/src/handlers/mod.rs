@@ -13,14 +13,14 @@ mod update;
 use crate::error::Error;
 use crate::state::AppState;
 use proto_msgs::users::{SERVICE, methods};
-use proto_msgs::{BusConfig, RequestContext, RpcError, RpcServer};
+use proto_msgs::{RequestContext, RpcError, RpcServer, UseBus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
 
 /// The RPC server with every `users.*` method.
-pub fn rpc_server(bus: BusConfig, state: &Arc<AppState>) -> RpcServer {
+pub fn rpc_server(bus: impl Into<UseBus>, state: &Arc<AppState>) -> RpcServer {
     RpcServer::new(bus, SERVICE)
         .method(methods::REGISTER, bind(state, register::handle))
         .method(methods::LOGIN, bind(state, login::handle))

@@ -35,7 +35,7 @@ async fn an_unreachable_database_is_a_start_up_error() {
     let bus = proto_msgs::testing::TestBus::new();
     let mut config =
         user_svc::Config::for_tests(bus.config(), "postgres://postgres@127.0.0.1:1/nothing");
-    config.db.acquire_timeout = std::time::Duration::from_millis(500);
+    config.service.db.acquire_timeout = std::time::Duration::from_millis(500);
     let err = user_svc::start(config, proto_msgs::CancellationToken::new())
         .await
         .err()

@@ -9,7 +9,8 @@ use serde_json::json;
 async fn registration_succeeds_while_the_broker_is_unreachable_for_the_relay() {
     let proxy = BrokerProxy::start().await;
     proxy.cut();
-    let app = TestApp::spawn_with(|bus, c| c.events_bus = Some(proxy.bus(&bus.config()))).await;
+    let app =
+        TestApp::spawn_with(|bus, c| c.service.events_bus = Some(proxy.bus(&bus.config()))).await;
     let mut watch = EventWatch::start(&app.bus, &["user.registered"]).await;
 
     let ada = app.register("ada@example.com", "password123", "Ada").await;

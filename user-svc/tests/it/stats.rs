@@ -255,8 +255,8 @@ async fn an_undecodable_order_event_goes_to_the_dead_letter_queue() {
 async fn a_database_outage_delays_events_without_losing_them() {
     let proxy = crate::common::DbProxy::start("127.0.0.1:5432").await;
     let app = TestApp::spawn_with(|_, c| {
-        c.db.url = proxy.url(&c.db.url);
-        c.db.acquire_timeout = Duration::from_millis(500);
+        c.service.db.url = proxy.url(&c.service.db.url);
+        c.service.db.acquire_timeout = Duration::from_millis(500);
     })
     .await;
     let ada = app.register("ada@example.com", "password123", "Ada").await;
