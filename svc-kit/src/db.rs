@@ -28,11 +28,13 @@ pub struct DbConfig {
     /// services ask takes that long, and an abandoned statement (its caller's deadline
     /// passed) must not keep a server process busy. Migrations run without it.
     pub statement_timeout: Duration,
-    /// A connection that has heard nothing from the server for this long while the
-    /// pool has no connection to spare is taken for silently dead, and its socket is
-    /// shut down so that the pool can replace it (default 15 s; see [`watchdog`]).
+    /// A connection that has waited this long for the server while the pool has no
+    /// connection to spare is taken for silently dead, and its socket is shut down so
+    /// that the pool can replace it (default 15 s; sqlx #4349, see [`connect`]).
     /// Longer than `statement_timeout`: by then the server has answered or cancelled
-    /// whatever it was asked, so a connection still waiting will wait forever.
+    /// whatever it was asked, so a connection still waiting would wait forever. (A
+    /// transaction its caller leaves idle that long on an exhausted pool may be ended
+    /// too.)
     pub dead_after: Duration,
 }
 
@@ -52,7 +54,13 @@ impl DbConfig {
 /// Opens a pool. Connections are made lazily after the first, so a database that
 /// goes away later is noticed per query, not fatal.
 ///
-/// The pool's [`watchdog`] runs until the pool is closed ([`DatabaseConnection::close`]).
+/// With it runs a watchdog, until the pool is closed ([`DatabaseConnection::close`]):
+/// sqlx waits without a timeout for the server's answer to the ping it sends on every
+/// connection given back (sqlx #4349), so a connection whose network path goes silent
+/// would hold its pool permit forever. When the pool has none to spare, the watchdog
+/// shuts down the sockets that have waited for the server longer than `dead_after`;
+/// sqlx then closes those connections and the pool replaces them (Linux; reasons and
+/// bounds in `db/watchdog.rs`).
 pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
     if config.dead_after <= config.statement_timeout {
         return Err(DbErr::Custom(format!(

@@ -378,7 +378,24 @@ async fn a_pool_whose_connections_went_silent_serves_again_once_the_server_is_re
     let _ = db.close().await;
 }
 
-/// What the test above is about, shown on sqlx itself: with the watchdog out of the way
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_connections_went_silent_still_closes() {
+    let test_db = TestDb::new().await;
+    let proxy = TcpProxy::start(&server()).await;
+    let dead_after = Duration::from_secs(2);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
+    stop.cancel();
+    // Closing waits for every connection to come back, the frozen ones included (a
+    // service's last step when it stops): they are given up `dead_after` after they
+    // went silent, 3 s ago.
+    tokio::time::timeout(Duration::from_secs(5), db.close())
+        .await
+        .expect("the pool closes")
+        .expect("close");
+}
+
+/// What the tests above are about, shown on sqlx itself: with the watchdog out of the way
 /// (a `dead_after` of an hour), the pool stays wedged though the server is reachable.
 /// Should this start failing, sqlx bounds its release now (sqlx #4349): drop the
 /// watchdog (svc-kit/src/db/watchdog.rs) and this test.

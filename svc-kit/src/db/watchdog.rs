@@ -57,7 +57,7 @@ impl Drop for Migrating {
     }
 }
 
-/// Watches `pool` until it is closed.
+/// Watches `pool` until it is closed (and the close has completed).
 pub(super) fn spawn(pool: &PgPool, dead_after: Duration) {
     #[cfg(target_os = "linux")]
     {
@@ -78,13 +78,16 @@ async fn watch(pool: PgPool, (host, port): (String, u16), dead_after: Duration) 
     let max = pool.options().get_max_connections();
     let dead_after_ms = u32::try_from(dead_after.as_millis()).unwrap_or(u32::MAX);
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = pool.close_event() => return,
+        tokio::time::sleep(period).await;
+        // Closing waits for every permit, those of dead connections too: keep going
+        // until it is done.
+        let closing = pool.is_closed();
+        if closing && pool.size() == 0 {
+            return;
         }
         // Only a pool with nothing to spare: there a dead connection costs requests, and
         // a pool that copes is never touched.
-        let exhausted = pool.size() >= max && pool.num_idle() == 0;
+        let exhausted = closing || (pool.size() >= max && pool.num_idle() == 0);
         if !exhausted || MIGRATING.load(Ordering::SeqCst) > 0 {
             continue;
         }
