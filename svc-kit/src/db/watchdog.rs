@@ -6,8 +6,8 @@
 //! timeout. When the network path to the server stops forwarding without closing (a
 //! NAT or firewall that forgot the flow, a frozen proxy, a failover), the ping is
 //! written and its answer awaited forever: the task returning the connection keeps its
-//! permit and the pool's size. After `max_connections` of them,
-//! every acquire times out, for good, even once the server is reachable again.
+//! permit and the pool's size. After `max_connections` of them every acquire times out,
+//! for good, even once the server is reachable again.
 //!
 //! Why not in our code around sqlx: the `after_release` hook runs *before* that ping,
 //! so nothing it does bounds it; a timeout around a query only drops the query's
@@ -24,9 +24,13 @@
 //! reads end-of-file; sqlx closes that connection, gives its permit back, and the pool
 //! opens a new one. `dead_after` exceeds the statement timeout, and by then the server
 //! has answered or cancelled anything it was asked: a live exchange never looks dead.
-//! A dead connection is so given up at most `dead_after` plus one check (at most 1 s)
-//! after its last sign of life, whether it was stuck in that ping or in a query whose
-//! caller waits without a deadline (the outbox relay, event consumers).
+//! (What can: a transaction its caller leaves idle for `dead_after` on an exhausted
+//! pool, when its last request and answer fell in the same millisecond, the kernel's
+//! resolution. Ending that one is no loss.) Once the pool needs it, a dead connection is
+//! so given up at most `dead_after` plus one check (at most 1 s) after its last sign of
+//! life, whether it was stuck in that ping or in a query whose caller waits without a
+//! deadline (the outbox relay, event consumers). A close of the pool, which waits for
+//! every permit, is helped the same way.
 //!
 //! Linux only (`/proc/self/fd`, `TCP_INFO`); elsewhere no watchdog runs. A pool that
 //! reaches its server over a Unix socket is not watched. Drop this once sqlx bounds the
