@@ -139,7 +139,9 @@ impl Drop for TestBus {
 }
 
 /// A TCP proxy that a test can cut and restore: the server behind it becomes
-/// unreachable for whoever connects through it, and nobody else notices.
+/// unreachable for whoever connects through it, and nobody else notices. Or freeze:
+/// nothing is forwarded any more, but no socket is closed either, like a network path
+/// that silently stops working.
 pub struct TcpProxy {
     port: u16,
     upstream: String,
@@ -149,6 +151,10 @@ pub struct TcpProxy {
 struct ProxyState {
     open: std::sync::atomic::AtomicBool,
     generation: tokio::sync::watch::Sender<u64>,
+    /// New connections are accepted and then ignored.
+    frozen: std::sync::atomic::AtomicBool,
+    /// Bumped by a freeze: the connections forwarding until then stop, for good.
+    freezes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Bytes a proxy replaces on their way to the upstream server.
@@ -184,9 +190,12 @@ impl TcpProxy {
             .expect("bind a local port for the proxy");
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let (generation, _) = tokio::sync::watch::channel(0u64);
+        let (freezes, _) = tokio::sync::watch::channel(0u64);
         let state = std::sync::Arc::new(ProxyState {
             open: std::sync::atomic::AtomicBool::new(true),
             generation,
+            frozen: std::sync::atomic::AtomicBool::new(false),
+            freezes,
         });
         let st = state.clone();
         let up = upstream.to_owned();
@@ -197,6 +206,15 @@ impl TcpProxy {
                     continue;
                 }
                 let mut cut = st.generation.subscribe();
+                let mut freeze = st.freezes.subscribe();
+                if st.frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Held open and never answered, until a cut.
+                    tokio::spawn(async move {
+                        let _ = cut.changed().await;
+                        drop(inbound);
+                    });
+                    continue;
+                }
                 let up = up.clone();
                 let rewrite = rewrite.clone();
                 tokio::spawn(async move {
@@ -207,6 +225,8 @@ impl TcpProxy {
                         None => tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                             _ = cut.changed() => {}
+                            // Both sockets stay open and nothing moves any more, until a cut.
+                            _ = freeze.changed() => { let _ = cut.changed().await; }
                         },
                         Some(rewrite) => {
                             let (mut from_client, mut to_client) = inbound.split();
@@ -216,6 +236,7 @@ impl TcpProxy {
                                 _ = upstream => {}
                                 _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
                                 _ = cut.changed() => {}
+                                _ = freeze.changed() => { let _ = cut.changed().await; }
                             }
                         }
                     }
@@ -250,8 +271,21 @@ impl TcpProxy {
         self.state.generation.send_modify(|g| *g += 1);
     }
 
-    /// Accepts connections again.
+    /// Stops forwarding in both directions without closing anything: the connections
+    /// open now stay frozen for good (until a [`cut`](Self::cut)), and new ones are
+    /// accepted but never answered, until [`restore`](Self::restore).
+    pub fn freeze(&self) {
+        self.state
+            .frozen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.state.freezes.send_modify(|g| *g += 1);
+    }
+
+    /// Accepts and forwards new connections again (the frozen ones stay frozen).
     pub fn restore(&self) {
+        self.state
+            .frozen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.state
             .open
             .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -1,4 +1,11 @@
 //! Database connection and error classification.
+//!
+//! [`connect`] opens the pool every service uses and starts its [`watchdog`] (sqlx
+//! #4349, below); [`migrate`] runs a service's migrations once however many instances
+//! start together; [`is_transient`], [`rpc_error`] and [`handler_error`] map database
+//! failures to bus errors in one place.
+
+mod watchdog;
 
 use proto_msgs::{HandlerError, RpcError};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
@@ -21,6 +28,14 @@ pub struct DbConfig {
     /// services ask takes that long, and an abandoned statement (its caller's deadline
     /// passed) must not keep a server process busy. Migrations run without it.
     pub statement_timeout: Duration,
+    /// A connection that has waited this long for the server while the pool has no
+    /// connection to spare is taken for silently dead, and its socket is shut down so
+    /// that the pool can replace it (default 15 s; sqlx #4349, see [`connect`]).
+    /// Longer than `statement_timeout`: by then the server has answered or cancelled
+    /// whatever it was asked, so a connection still waiting would wait forever. (A
+    /// transaction its caller leaves idle that long on an exhausted pool may be ended
+    /// too.)
+    pub dead_after: Duration,
 }
 
 impl DbConfig {
@@ -30,16 +45,29 @@ impl DbConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
             ping_if_idle_for: Duration::from_millis(500),
-            // Under the 15 s for which the pool waits on a connection given back while
-            // its statement still runs (vendor/sqlx-core): the statement ends first.
             statement_timeout: Duration::from_secs(10),
+            dead_after: Duration::from_secs(15),
         }
     }
 }
 
 /// Opens a pool. Connections are made lazily after the first, so a database that
 /// goes away later is noticed per query, not fatal.
+///
+/// With it runs a watchdog, until the pool is closed ([`DatabaseConnection::close`]):
+/// sqlx waits without a timeout for the server's answer to the ping it sends on every
+/// connection given back (sqlx #4349), so a connection whose network path goes silent
+/// would hold its pool permit forever. When the pool has none to spare, the watchdog
+/// shuts down the sockets that have waited for the server longer than `dead_after`;
+/// sqlx then closes those connections and the pool replaces them (Linux; reasons and
+/// bounds in `db/watchdog.rs`).
 pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
+    if config.dead_after <= config.statement_timeout {
+        return Err(DbErr::Custom(format!(
+            "dead_after ({:?}) must be longer than statement_timeout ({:?})",
+            config.dead_after, config.statement_timeout
+        )));
+    }
     let mut opts = ConnectOptions::new(config.url.clone());
     opts.max_connections(config.max_connections)
         .min_connections(1)
@@ -47,13 +75,15 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(config.acquire_timeout)
         // sqlx pings every connection it hands out: a whole extra round trip per query.
         // Only a connection idle for a while may have been dropped without our noticing
-        // (HikariCP's `aliveBypassWindowMs` does the same, at 500 ms). The ping sqlx
-        // sent on taking a connection back is patched in vendor/sqlx-core: only a
-        // connection with something left to send still gets it.
+        // (HikariCP's `aliveBypassWindowMs` does the same, at 500 ms). sqlx also pings
+        // every connection given back (one more round trip, off the caller's path),
+        // which upstream offers no way to skip; that ping is what the watchdog bounds.
         .test_before_acquire_if_idle_for(config.ping_if_idle_for)
         .statement_timeout(config.statement_timeout)
         .sqlx_logging(false);
-    Database::connect(opts).await
+    let db = Database::connect(opts).await?;
+    watchdog::spawn(db.get_postgres_connection_pool(), config.dead_after);
+    Ok(db)
 }
 
 /// Key of the advisory lock taken while migrating (any constant: it only has to be
@@ -66,13 +96,20 @@ const MIGRATION_LOCK: i64 = 0x5348_4f50_4d49_4752; // "SHOPMIGR"
 pub async fn migrate<M: sea_orm_migration::MigratorTrait>(
     db: &DatabaseConnection,
 ) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Func, Query};
     use sea_orm::{ConnectionTrait, TransactionTrait};
+    // A migration may rightly wait on the server longer than `dead_after` (the lock
+    // below, an index on a big table): the watchdog leaves it alone.
+    let _migrating = watchdog::Migrating::start();
     let txn = db.begin().await?;
-    // A migration may rightly take longer than any request (an index on a big table).
+    // A migration may rightly take longer than any request. Raw: sea-query has no
+    // `SET` statement.
     txn.execute_unprepared("SET LOCAL statement_timeout = 0")
         .await?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-        .await?;
+    let lock = Query::select()
+        .expr(Func::cust("pg_advisory_xact_lock").arg(MIGRATION_LOCK))
+        .to_owned();
+    txn.execute(&lock).await?;
     M::up(&txn, None).await?;
     txn.commit().await
 }

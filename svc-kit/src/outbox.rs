@@ -6,9 +6,14 @@
 //! A crash between confirm and delete publishes an event twice; consumers drop the
 //! second copy by event id (see [`crate::inbox`]).
 
+use crate::entities::outbox;
 use proto_msgs::events::publish::{EncodedEvent, Published};
 use proto_msgs::{BusError, CancellationToken, CloudEvent, EventPublisher};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,18 +26,26 @@ pub async fn enqueue<C: ConnectionTrait, T: Serialize>(
     event: &CloudEvent<T>,
 ) -> Result<(), DbErr> {
     let payload = serde_json::to_value(event).map_err(|e| DbErr::Json(e.to_string()))?;
-    conn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO outbox (id, event_type, payload, traceparent) VALUES ($1, $2, $3, $4)",
-        [
-            event.id.into(),
-            event.event_type.clone().into(),
-            payload.into(),
-            event.traceparent.clone().into(),
-        ],
-    ))
-    .await?;
+    let row = outbox::ActiveModel {
+        id: Set(event.id),
+        event_type: Set(event.event_type.clone()),
+        payload: Set(payload),
+        traceparent: Set(event.traceparent.clone()),
+        ..Default::default()
+    };
+    outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
+}
+
+/// A row claimed by the relay: what it needs to publish it, or to back it off.
+#[derive(Debug, FromQueryResult)]
+struct Claimed {
+    seq: i64,
+    attempts: i32,
+    /// The CloudEvent as PostgreSQL prints it, published byte for byte.
+    payload: String,
 }
 
 /// Wakes the relay right after a commit, instead of at its next poll.
@@ -161,14 +174,20 @@ impl OutboxRelay {
     /// Publishes up to one batch; returns how many events went out.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let txn = self.db.begin().await?;
-        let rows = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT seq, attempts, payload::text AS payload FROM outbox
-                 WHERE next_attempt_at <= now()
-                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                [(self.batch as i64).into()],
-            ))
+        // Another relay instance skips the rows this one holds (and vice versa).
+        let rows = outbox::Entity::find()
+            .select_only()
+            .columns([outbox::Column::Seq, outbox::Column::Attempts])
+            .expr_as(
+                Func::cast_as(Expr::col(outbox::Column::Payload), "text"),
+                "payload",
+            )
+            .filter(Expr::col(outbox::Column::NextAttemptAt).lte(Expr::current_timestamp()))
+            .order_by_asc(outbox::Column::Seq)
+            .limit(self.batch)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .into_model::<Claimed>()
+            .all(&txn)
             .await?;
         if rows.is_empty() {
             txn.commit().await?;
@@ -179,10 +198,13 @@ impl OutboxRelay {
         let mut sent = Vec::with_capacity(rows.len());
         let mut dropped = Vec::new();
         let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let seq: i64 = row.try_get("", "seq")?;
-            let attempts: i32 = row.try_get("", "attempts")?;
-            let payload: String = row.try_get("", "payload")?;
+        let claimed = rows.len();
+        for Claimed {
+            seq,
+            attempts,
+            payload,
+        } in rows
+        {
             match serde_json::from_str::<CloudEvent<serde_json::Value>>(&payload) {
                 Ok(event) => {
                     events.push(EncodedEvent::new(&event, payload.into_bytes()));
@@ -207,26 +229,30 @@ impl OutboxRelay {
                 Published::Unroutable => {
                     // No queue is bound for this type yet (its consumer has not started on
                     // this broker): keep it, and try again later, 1 s doubling to 60 s.
-                    let delay = 1i64 << (*attempts).clamp(0, 6);
-                    tracing::warn!(seq, event_type = %event.event_type, retry_in_s = delay.min(60), "no queue is bound for this event yet; it stays in the outbox");
-                    txn.execute_raw(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "UPDATE outbox SET attempts = attempts + 1,
-                                next_attempt_at = now() + make_interval(secs => $2)
-                         WHERE seq = $1",
-                        [(*seq).into(), (delay.min(60) as f64).into()],
-                    ))
-                    .await?;
+                    let delay = std::cmp::min(1i64 << (*attempts).clamp(0, 6), 60);
+                    tracing::warn!(seq, event_type = %event.event_type, retry_in_s = delay, "no queue is bound for this event yet; it stays in the outbox");
+                    // `now() + '<delay> seconds'::interval`: the server's clock, as
+                    // `next_attempt_at <= now()` above.
+                    let retry_in = Func::cast_as(Expr::val(format!("{delay} seconds")), "interval");
+                    outbox::Entity::update_many()
+                        .col_expr(
+                            outbox::Column::Attempts,
+                            Expr::col(outbox::Column::Attempts).add(1),
+                        )
+                        .col_expr(
+                            outbox::Column::NextAttemptAt,
+                            Expr::current_timestamp().add(retry_in),
+                        )
+                        .filter(outbox::Column::Seq.eq(*seq))
+                        .exec(&txn)
+                        .await?;
                 }
             }
         }
         if !done.is_empty() {
-            let list = done
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            txn.execute_unprepared(&format!("DELETE FROM outbox WHERE seq IN ({list})"))
+            outbox::Entity::delete_many()
+                .filter(outbox::Column::Seq.is_in(done))
+                .exec(&txn)
                 .await?;
         }
         txn.commit().await?;
@@ -238,20 +264,16 @@ impl OutboxRelay {
             }
         }
         tracing::debug!(count = events.len(), "outbox pass done");
-        Ok(rows.len())
+        Ok(claimed)
     }
 }
 
 /// Number of events waiting in the outbox of `db`.
 pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT count(*) AS n FROM outbox",
-        ))
+    let n = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Seq)
+        .count(db)
         .await?;
-    match row {
-        Some(row) => row.try_get("", "n"),
-        None => Ok(0),
-    }
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }

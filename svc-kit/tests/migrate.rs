@@ -1,8 +1,8 @@
 //! Several instances starting at once on a fresh database migrate it exactly once.
 
 use futures::future::join_all;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm_migration::{MigrationTrait, MigratorTrait, seaql_migrations};
 use svc_kit::db::{DbConfig, connect, migrate};
 use svc_kit::testing::TestDb;
 
@@ -24,16 +24,11 @@ async fn concurrent_start_ups_migrate_once() {
     for r in &results {
         assert!(r.is_ok(), "every instance starts: {r:?}");
     }
-    let row = pools[0]
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT count(*) AS n FROM seaql_migrations",
-        ))
+    let applied = seaql_migrations::Entity::find()
+        .count(&pools[0])
         .await
-        .unwrap()
         .unwrap();
-    let n: i64 = row.try_get("", "n").unwrap();
-    assert_eq!(n as usize, svc_kit::migration::migrations().len());
+    assert_eq!(applied as usize, svc_kit::migration::migrations().len());
     for db in pools {
         db.close().await.unwrap();
     }

@@ -1,12 +1,18 @@
-//! The pool hands out a connection it used moments ago without pinging it first, and
-//! takes one back without pinging it either unless something is left to send (vendored
-//! sqlx-core): a query is one round trip instead of three. These tests show what that
-//! must not cost: when the server drops the pool's connections, a hot pool fails one
-//! query per dead connection, each as a transient error (`unavailable` to a caller),
-//! and then heals; a pool that sat idle pings first and fails nothing; whatever a caller
-//! abandons midway (a transaction, a query, a COPY) is settled before the connection is
-//! used again; an abandoned statement doesn't outlive the statement timeout.
+//! The pool hands out a connection it used moments ago without pinging it first
+//! (`ping_if_idle_for`); sqlx pings each one it takes back, off the caller's path. These
+//! tests show what that must not cost, on sqlx as published: when the server drops the
+//! pool's connections, a hot pool fails one query per dead connection, each as a
+//! transient error (`unavailable` to a caller), and then heals; a pool that sat idle
+//! pings first and fails nothing; whatever a caller abandons midway (a transaction, a
+//! query, a COPY) is settled before the connection is used again; an abandoned
+//! statement doesn't outlive the statement timeout. And a connection whose network path
+//! goes silent (sqlx #4349: the ping on release waits forever) doesn't take the pool
+//! down for good: svc-kit's watchdog ends it.
+//!
+//! Raw SQL throughout: these tests drive the server itself (`pg_sleep`,
+//! `pg_terminate_backend`, `pg_stat_activity`), which no entity describes.
 
+use proto_msgs::testing::TcpProxy;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use std::time::Duration;
 use svc_kit::db::{DbConfig, connect, is_transient};
@@ -217,12 +223,13 @@ async fn queries_given_up_midway_leave_their_connection_in_step() {
     let db = one_connection(&test_db, Duration::from_secs(10)).await;
     let pid = backend(&db).await;
     // The caller gives up (an RPC deadline) while the server is still working. The
-    // connection is settled on its way back (the answer it owes is read) and kept.
+    // connection is settled on its way back (sqlx's ping on release reads the answer it
+    // owes first) and kept.
     give_up_on(&db, "SELECT pg_sleep(0.6)").await;
     answers_are_in_step(&db).await;
     assert_eq!(backend(&db).await, pid, "the same connection, settled");
-    // The same for a query that fails after a while: reading the error it owes ends
-    // the connection (as upstream's ping did), and a new one answers.
+    // The same for a query that fails after a while: the error it owes fails that
+    // ping, which ends the connection, and a new one answers.
     give_up_on(&db, "SELECT 1 / length(pg_sleep(0.6)::text) AS n").await;
     answers_are_in_step(&db).await;
     let _ = db.close().await;
@@ -255,9 +262,9 @@ async fn an_abandoned_statement_ends_at_the_statement_timeout_and_frees_its_conn
     let test_db = TestDb::new().await;
     let db = one_connection(&test_db, Duration::from_secs(1)).await;
     give_up_on(&db, "SELECT pg_sleep(30)").await;
-    // The server cancels it after 1 s; the pool's one connection comes back settled.
-    // (Without a statement timeout the pool would wait 15 s and then drop the
-    // connection, leaving the statement running on the server.)
+    // The server cancels it after 1 s, which ends the ping that sqlx sends on release
+    // (it reads the cancellation), and the pool's one permit is free again. (Without a
+    // statement timeout the pool's only connection would be gone for the whole 30 s.)
     let n = tokio::time::timeout(Duration::from_secs(5), scalar(&db, "SELECT 7::bigint AS n"))
         .await
         .expect("the connection came back within the statement timeout")
@@ -270,4 +277,139 @@ async fn an_abandoned_statement_ends_at_the_statement_timeout_and_frees_its_conn
     .await;
     assert_eq!(still_running, 0, "nothing left running");
     let _ = db.close().await;
+}
+
+/// The server behind `proxy`: `url` with its host and port replaced.
+fn through(proxy: &TcpProxy, url: &str) -> String {
+    let upstream = proxy.upstream();
+    let via = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port()), 1);
+    assert_ne!(via, url, "{url} names its server as {upstream}");
+    via
+}
+
+/// The `host:port` of the test server.
+fn server() -> String {
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+    let options: PgConnectOptions = admin_url().parse().expect("TEST_DATABASE_ADMIN_URL");
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// A pool of [`POOL`] connections through `proxy`, every one of them busy with queries
+/// whose callers give up after 300 ms (RPC deadlines), when the proxy freezes: each
+/// connection is then stuck in a query or in the ping sqlx sends on its release, and
+/// the callers all fail. Returns the pool once the proxy forwards new connections again
+/// (the frozen ones stay frozen), with the load still running until `stop`.
+async fn frozen_under_load(
+    test_db: &TestDb,
+    proxy: &TcpProxy,
+    dead_after: Duration,
+    stop: &tokio_util::sync::CancellationToken,
+) -> DatabaseConnection {
+    let mut config = DbConfig::new(through(proxy, &test_db.url));
+    config.acquire_timeout = Duration::from_secs(1);
+    config.statement_timeout = Duration::from_secs(1);
+    config.dead_after = dead_after;
+    let db = pool_with(config).await;
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..(POOL * 2) {
+        let (db, stop, served) = (db.clone(), stop.clone(), served.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                match tokio::time::timeout(Duration::from_millis(300), select_one(&db)).await {
+                    Ok(Ok(())) => {
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = served.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(before > 0, "the pool served before the freeze");
+    proxy.freeze();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let during = served.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        during <= u64::from(POOL),
+        "{during} queries served through a frozen proxy"
+    );
+    let stuck = tokio::time::timeout(Duration::from_millis(1500), select_one(&db)).await;
+    assert!(
+        !matches!(stuck, Ok(Ok(()))),
+        "a query got through while every connection was frozen"
+    );
+    proxy.restore();
+    db
+}
+
+/// Queries until one succeeds; returns how long that took, or `None` after `limit`.
+async fn serves_within(db: &DatabaseConnection, limit: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(500), select_one(db)).await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_connections_went_silent_serves_again_once_the_server_is_reachable() {
+    let test_db = TestDb::new().await;
+    let proxy = TcpProxy::start(&server()).await;
+    let dead_after = Duration::from_secs(2);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
+    // Each frozen connection is given up `dead_after` after its last answer (about when
+    // the proxy froze, 3 s ago), at the watchdog's next look (every `dead_after / 4`),
+    // and replaced through the proxy, which forwards new connections again.
+    let took = serves_within(&db, Duration::from_secs(8))
+        .await
+        .expect("the pool serves again once the server is reachable");
+    assert!(took < Duration::from_secs(5), "served again after {took:?}");
+    stop.cancel();
+    for i in 0..20 {
+        select_one(&db)
+            .await
+            .unwrap_or_else(|e| panic!("query {i} after the pool recovered: {e}"));
+    }
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_connections_went_silent_still_closes() {
+    let test_db = TestDb::new().await;
+    let proxy = TcpProxy::start(&server()).await;
+    let dead_after = Duration::from_secs(2);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
+    stop.cancel();
+    // Closing waits for every connection to come back, the frozen ones included (a
+    // service's last step when it stops): they are given up `dead_after` after they
+    // went silent, 3 s ago.
+    tokio::time::timeout(Duration::from_secs(5), db.close())
+        .await
+        .expect("the pool closes")
+        .expect("close");
+}
+
+/// What the tests above are about, shown on sqlx itself: with the watchdog out of the way
+/// (a `dead_after` of an hour), the pool stays wedged though the server is reachable.
+/// Should this start failing, sqlx bounds its release now (sqlx #4349): drop the
+/// watchdog (svc-kit/src/db/watchdog.rs) and this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_alone_leaves_a_pool_with_silent_connections_wedged() {
+    let test_db = TestDb::new().await;
+    let proxy = TcpProxy::start(&server()).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let db = frozen_under_load(&test_db, &proxy, Duration::from_secs(3600), &stop).await;
+    assert_eq!(
+        serves_within(&db, Duration::from_secs(4)).await,
+        None,
+        "sqlx gave the permits of frozen connections back by itself"
+    );
+    stop.cancel();
+    // Not closed: closing waits for every permit.
 }

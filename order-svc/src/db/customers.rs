@@ -1,8 +1,10 @@
-//! SQL of the `customers` projection (fed by `user.registered` / `user.updated`).
+//! The `customers` projection (fed by `user.registered` / `user.updated`).
 
+use super::entities::customer;
 use chrono::{DateTime, Utc};
 use proto_msgs::Role;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use uuid::Uuid;
 
 /// What order-svc knows about a user, as of `updated_at` (the user's own timestamp).
@@ -15,6 +17,18 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<customer::Model> for Customer {
+    fn from(m: customer::Model) -> Self {
+        Customer {
+            user_id: m.user_id,
+            email: m.email,
+            name: m.name,
+            role: m.role.into(),
+            updated_at: m.updated_at,
+        }
+    }
+}
+
 /// Writes `customer` unless a newer state is already stored: events may arrive out of
 /// order (a retried `user.updated` behind a later one), and the newest must win.
 /// Returns whether the row changed.
@@ -22,47 +36,33 @@ pub async fn upsert_if_newer<C: ConnectionTrait>(
     conn: &C,
     customer: &Customer,
 ) -> Result<bool, DbErr> {
-    let result = conn
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO customers (user_id, email, name, role, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (user_id) DO UPDATE
-               SET email = EXCLUDED.email, name = EXCLUDED.name,
-                   role = EXCLUDED.role, updated_at = EXCLUDED.updated_at
-             WHERE customers.updated_at < EXCLUDED.updated_at",
-            [
-                customer.user_id.into(),
-                customer.email.clone().into(),
-                customer.name.clone().into(),
-                customer.role.as_str().into(),
-                customer.updated_at.into(),
-            ],
-        ))
+    use customer::Column;
+    let row = customer::ActiveModel {
+        user_id: Set(customer.user_id),
+        email: Set(customer.email.clone()),
+        name: Set(customer.name.clone()),
+        role: Set(customer.role.into()),
+        updated_at: Set(customer.updated_at),
+    };
+    let changed = customer::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(Column::UserId)
+                .update_columns([Column::Email, Column::Name, Column::Role, Column::UpdatedAt])
+                .action_and_where(
+                    Expr::col((customer::Entity, Column::UpdatedAt))
+                        .lt(Expr::col((Alias::new("excluded"), Column::UpdatedAt))),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
         .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// The projected customer, if any event about them has arrived.
 pub async fn find<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> Result<Option<Customer>, DbErr> {
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT user_id, email, name, role, updated_at FROM customers WHERE user_id = $1",
-            [user_id.into()],
-        ))
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let role: String = row.try_get("", "role")?;
-    Ok(Some(Customer {
-        user_id: row.try_get("", "user_id")?,
-        email: row.try_get("", "email")?,
-        name: row.try_get("", "name")?,
-        role: role
-            .parse()
-            .map_err(|e: String| DbErr::Custom(format!("customers.role: {e}")))?,
-        updated_at: row.try_get("", "updated_at")?,
-    }))
+    Ok(customer::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .map(Customer::from))
 }

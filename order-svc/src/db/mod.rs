@@ -1,9 +1,10 @@
-//! Storage: the schema ([`migration`]) and the SQL behind each use ([`orders`],
-//! [`customers`]). Raw SQL on purpose: row locks, keyset pages and `ON CONFLICT`
-//! are said exactly as PostgreSQL runs them.
+//! Storage: the schema ([`migration`]), one sea-orm entity per table ([`entities`]),
+//! and the queries behind each use ([`orders`], [`customers`]), said with the query
+//! builder: row locks, keyset pages and `ON CONFLICT` included.
 //!
 //! Money is stored as BIGINT minor units (cents), never a float.
 
 pub mod customers;
+pub mod entities;
 pub mod migration;
 pub mod orders;

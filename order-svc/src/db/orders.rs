@@ -1,16 +1,20 @@
-//! SQL of the `orders` and `order_items` tables.
+//! The `orders` and `order_items` tables.
 
+use super::entities::order::{self, DbStatus};
+use super::entities::order_item;
 use crate::domain::cursor::Cursor;
 use crate::domain::items::NewItems;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use proto_msgs::Money;
 use proto_msgs::orders::{Order, OrderItem, OrderStatus};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-const COLUMNS: &str = "id, user_id, status, total_cents, created_at, updated_at";
 
 /// An order without its lines.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,19 +27,20 @@ pub struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl OrderRow {
-    fn read(row: &QueryResult) -> Result<OrderRow> {
-        let status: String = row.try_get("", "status")?;
-        Ok(OrderRow {
-            id: row.try_get("", "id")?,
-            user_id: row.try_get("", "user_id")?,
-            status: status.parse().map_err(Error::Corrupt)?,
-            total: Money::from_minor(row.try_get("", "total_cents")?),
-            created_at: row.try_get("", "created_at")?,
-            updated_at: row.try_get("", "updated_at")?,
-        })
+impl From<order::Model> for OrderRow {
+    fn from(m: order::Model) -> OrderRow {
+        OrderRow {
+            id: m.id,
+            user_id: m.user_id,
+            status: m.status.into(),
+            total: Money::from_minor(m.total_cents),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
     }
+}
 
+impl OrderRow {
     pub fn with_items(self, items: Vec<OrderItem>) -> Order {
         Order {
             id: self.id,
@@ -49,10 +54,6 @@ impl OrderRow {
     }
 }
 
-fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
 /// Inserts a new `PENDING` order and its lines. Returns `None`, having written
 /// nothing, when this user already has an order with `idempotency_key`: the unique
 /// index decides, so two concurrent creates with one key can't both insert (the second
@@ -63,56 +64,42 @@ pub async fn insert<C: ConnectionTrait>(
     idempotency_key: Option<&str>,
     items: &NewItems,
 ) -> Result<Option<Order>> {
-    let row = conn
-        .query_one_raw(stmt(
-            format!(
-                "INSERT INTO orders (id, user_id, status, total_cents, idempotency_key)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (user_id, idempotency_key) DO NOTHING
-                 RETURNING {COLUMNS}"
-            ),
-            [
-                Uuid::now_v7().into(),
-                user_id.into(),
-                OrderStatus::Pending.as_str().into(),
-                items.total().minor().into(),
-                idempotency_key.map(str::to_owned).into(),
-            ],
-        ))
+    let new = order::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        status: Set(OrderStatus::Pending.into()),
+        total_cents: Set(items.total().minor()),
+        idempotency_key: Set(idempotency_key.map(str::to_owned)),
+        ..Default::default()
+    };
+    // `ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING ..`: no row back
+    // when the key was used before (a NULL key never conflicts).
+    let inserted = order::Entity::insert(new)
+        .on_conflict(
+            OnConflict::columns([order::Column::UserId, order::Column::IdempotencyKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_with_returning_many(conn)
         .await?;
-    let Some(row) = row else {
+    let Some(order) = inserted.into_iter().next() else {
         return Ok(None);
     };
-    let order = OrderRow::read(&row)?;
-
-    let mut placeholders = Vec::with_capacity(items.items().len());
-    let mut values: Vec<Value> = Vec::with_capacity(items.items().len() * 5);
-    for (position, item) in items.items().iter().enumerate() {
-        let n = values.len();
-        placeholders.push(format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5
-        ));
-        values.extend([
-            order.id.into(),
-            i32::try_from(position).unwrap_or(i32::MAX).into(),
-            item.name.clone().into(),
-            item.price.minor().into(),
-            i32::try_from(item.quantity).unwrap_or(i32::MAX).into(),
-        ]);
-    }
-    conn.execute_raw(stmt(
-        format!(
-            "INSERT INTO order_items (order_id, position, name, price_cents, quantity) VALUES {}",
-            placeholders.join(", ")
-        ),
-        values,
-    ))
-    .await?;
+    let order = OrderRow::from(order);
+    let lines = items
+        .items()
+        .iter()
+        .enumerate()
+        .map(|(position, item)| order_item::ActiveModel {
+            order_id: Set(order.id),
+            position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+            name: Set(item.name.clone()),
+            price_cents: Set(item.price.minor()),
+            quantity: Set(i32::try_from(item.quantity).unwrap_or(i32::MAX)),
+        });
+    order_item::Entity::insert_many(lines)
+        .exec_without_returning(conn)
+        .await?;
     let lines = items.items().iter().map(|i| i.to_order_item()).collect();
     Ok(Some(order.with_items(lines)))
 }
@@ -123,59 +110,47 @@ pub async fn find_by_idempotency_key<C: ConnectionTrait>(
     user_id: Uuid,
     idempotency_key: &str,
 ) -> Result<Option<Order>> {
-    let row = conn
-        .query_one_raw(stmt(
-            format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2"),
-            [user_id.into(), idempotency_key.to_owned().into()],
-        ))
+    let found = order::Entity::find()
+        .filter(order::Column::UserId.eq(user_id))
+        .filter(order::Column::IdempotencyKey.eq(idempotency_key))
+        .one(conn)
         .await?;
-    with_items(conn, row).await
-}
-
-/// An order with its lines, in one round trip (one row per line; every order has at
-/// least one line).
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<Order>> {
-    let rows = conn
-        .query_all_raw(stmt(
-            "SELECT o.id, o.user_id, o.status, o.total_cents, o.created_at, o.updated_at,
-                    i.order_id, i.name, i.price_cents, i.quantity
-             FROM orders o JOIN order_items i ON i.order_id = o.id
-             WHERE o.id = $1 ORDER BY i.position"
-                .to_owned(),
-            [id.into()],
-        ))
-        .await?;
-    let Some(first) = rows.first() else {
+    let Some(found) = found else {
         return Ok(None);
     };
-    let order = OrderRow::read(first)?;
-    let items = rows.iter().map(item_of).collect::<Result<Vec<_>>>()?;
-    Ok(Some(order.with_items(items)))
-}
-
-async fn with_items<C: ConnectionTrait>(
-    conn: &C,
-    row: Option<QueryResult>,
-) -> Result<Option<Order>> {
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let order = OrderRow::read(&row)?;
+    let order = OrderRow::from(found);
     let mut items = items_of(conn, &[order.id]).await?;
     let lines = items.remove(&order.id).unwrap_or_default();
     Ok(Some(order.with_items(lines)))
 }
 
-/// Locks the order's row until the transaction ends, so two status changes of one
-/// order run one after the other and the second sees the first's result.
-pub async fn lock<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<Option<OrderRow>> {
-    let row = txn
-        .query_one_raw(stmt(
-            format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"),
-            [id.into()],
-        ))
+/// An order with its lines, in one round trip (an inner join, one row per line; every
+/// order has at least one line).
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<Order>> {
+    let rows = order::Entity::find_by_id(id)
+        .find_both_related(order_item::Entity)
+        .order_by_asc(order_item::Column::Position)
+        .all(conn)
         .await?;
-    row.as_ref().map(OrderRow::read).transpose()
+    let Some((first, _)) = rows.first() else {
+        return Ok(None);
+    };
+    let order = OrderRow::from(first.clone());
+    let items = rows
+        .iter()
+        .map(|(_, item)| item_of(item))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(order.with_items(items)))
+}
+
+/// Locks the order's row until the transaction ends (`FOR UPDATE`), so two status
+/// changes of one order run one after the other and the second sees the first's result.
+pub async fn lock<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<Option<OrderRow>> {
+    let found = order::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?;
+    Ok(found.map(OrderRow::from))
 }
 
 /// Sets the status (call with the row locked); returns the order as it is now.
@@ -184,16 +159,21 @@ pub async fn set_status<C: ConnectionTrait>(
     id: Uuid,
     status: OrderStatus,
 ) -> Result<OrderRow> {
-    let row = txn
-        .query_one_raw(stmt(
-            format!(
-                "UPDATE orders SET status = $2, updated_at = clock_timestamp() WHERE id = $1 RETURNING {COLUMNS}"
-            ),
-            [id.into(), status.as_str().into()],
-        ))
-        .await?
-        .ok_or(Error::OrderNotFound(id))?;
-    OrderRow::read(&row)
+    let updated = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::val(DbStatus::from(status)))
+        // The time of this statement, not of the transaction's start (`now()`).
+        .col_expr(
+            order::Column::UpdatedAt,
+            Func::cust("clock_timestamp").into(),
+        )
+        .filter(order::Column::Id.eq(id))
+        .exec_with_returning(txn)
+        .await?;
+    updated
+        .into_iter()
+        .next()
+        .map(OrderRow::from)
+        .ok_or(Error::OrderNotFound(id))
 }
 
 /// Where a page starts.
@@ -212,35 +192,36 @@ pub async fn list<C: ConnectionTrait>(
     position: Position,
     limit: u64,
 ) -> Result<Vec<Order>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1");
-    let mut values: Vec<Value> = vec![user_id.into()];
+    use order::Column;
+    // Bound values travel as BIGINT.
+    let bigint = |n: u64| Ord::min(n, i64::MAX as u64);
+    let mut query = order::Entity::find().filter(Column::UserId.eq(user_id));
     if let Some(status) = status {
-        values.push(status.as_str().into());
-        sql.push_str(&format!(" AND status = ${}", values.len()));
+        query = query.filter(Column::Status.eq(DbStatus::from(status)));
     }
     if let Position::After(cursor) = position {
-        values.push(cursor.created_at.into());
-        values.push(cursor.id.into());
-        sql.push_str(&format!(
-            " AND (created_at, id) < (${}, ${})",
-            values.len() - 1,
-            values.len()
-        ));
+        // Keyset: `(created_at, id) < (cursor)`, what the `(user_id, created_at DESC,
+        // id DESC)` indexes serve.
+        query = query.filter(
+            Expr::tuple([Expr::col(Column::CreatedAt), Expr::col(Column::Id)]).lt(Expr::tuple([
+                Expr::val(cursor.created_at),
+                Expr::val(cursor.id),
+            ])),
+        );
     }
-    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-    sql.push_str(&format!(
-        " ORDER BY created_at DESC, id DESC LIMIT ${}",
-        values.len()
-    ));
+    query = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit(bigint(limit));
     if let Position::Offset(offset) = position {
-        values.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
-        sql.push_str(&format!(" OFFSET ${}", values.len()));
+        query = query.offset(bigint(offset));
     }
-    let rows = conn.query_all_raw(stmt(sql, values)).await?;
-    let rows = rows
-        .iter()
-        .map(OrderRow::read)
-        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<OrderRow> = query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(OrderRow::from)
+        .collect();
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut items = items_of(conn, &ids).await?;
     Ok(rows
@@ -261,34 +242,27 @@ async fn items_of<C: ConnectionTrait>(
     if order_ids.is_empty() {
         return Ok(out);
     }
-    let placeholders: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
-    let rows = conn
-        .query_all_raw(stmt(
-            format!(
-                "SELECT order_id, name, price_cents, quantity FROM order_items
-                 WHERE order_id IN ({}) ORDER BY order_id, position",
-                placeholders.join(", ")
-            ),
-            order_ids.iter().map(|id| Value::from(*id)),
-        ))
+    let rows = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.is_in(order_ids.iter().copied()))
+        .order_by_asc(order_item::Column::OrderId)
+        .order_by_asc(order_item::Column::Position)
+        .all(conn)
         .await?;
-    for row in rows {
-        let order_id: Uuid = row.try_get("", "order_id")?;
-        out.entry(order_id).or_default().push(item_of(&row)?);
+    for row in &rows {
+        out.entry(row.order_id).or_default().push(item_of(row)?);
     }
     Ok(out)
 }
 
-/// One order line from a row with `order_id, name, price_cents, quantity`.
-fn item_of(row: &QueryResult) -> Result<OrderItem> {
-    let order_id: Uuid = row.try_get("", "order_id")?;
-    let price = Money::from_minor(row.try_get("", "price_cents")?);
-    let quantity = i64::from(row.try_get::<i32>("", "quantity")?);
+/// One order line.
+fn item_of(row: &order_item::Model) -> Result<OrderItem> {
+    let price = Money::from_minor(row.price_cents);
+    let quantity = i64::from(row.quantity);
     let subtotal = price
         .checked_mul(quantity)
-        .ok_or_else(|| Error::Corrupt(format!("subtotal overflow in order {order_id}")))?;
+        .ok_or_else(|| Error::Corrupt(format!("subtotal overflow in order {}", row.order_id)))?;
     Ok(OrderItem {
-        name: row.try_get("", "name")?,
+        name: row.name.clone(),
         price,
         quantity,
         subtotal,

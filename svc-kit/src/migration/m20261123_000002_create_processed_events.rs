@@ -3,27 +3,41 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+#[derive(DeriveIden)]
+enum ProcessedEvents {
+    Table,
+    EventId,
+    EventType,
+    ProcessedAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE TABLE processed_events (
-                    event_id     UUID PRIMARY KEY,
-                    event_type   TEXT NOT NULL,
-                    processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
-                )",
+            .create_table(
+                Table::create()
+                    .table(ProcessedEvents::Table)
+                    .col(
+                        ColumnDef::new(ProcessedEvents::EventId)
+                            .uuid()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(ProcessedEvents::EventType).text().not_null())
+                    .col(
+                        ColumnDef::new(ProcessedEvents::ProcessedAt)
+                            .timestamp_with_time_zone()
+                            .not_null()
+                            .default(Func::cust("now")),
+                    )
+                    .to_owned(),
             )
-            .await?;
-        Ok(())
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared("DROP TABLE processed_events")
-            .await?;
-        Ok(())
+            .drop_table(Table::drop().table(ProcessedEvents::Table).to_owned())
+            .await
     }
 }

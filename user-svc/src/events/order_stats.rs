@@ -12,10 +12,15 @@
 //!   remembered, and the late `order.created` then counts the order without its total.
 //! - other status changes don't touch the statistics.
 
+use crate::db::entities::{known_order, order_stats};
 use proto_msgs::events::types;
 use proto_msgs::orders::{OrderCreated, OrderStatus, OrderUpdated};
 use proto_msgs::{CloudEvent, EventConsumer, HandlerError, UseBus, users};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, TransactionTrait,
+};
 use svc_kit::db::handler_error;
 
 /// The consumer of `users.events`, bound to `order.created` and `order.updated`.
@@ -88,7 +93,14 @@ async fn apply<T>(
     run.await.map_err(handler_error)
 }
 
+/// `EXCLUDED.<column>`: the value an `ON CONFLICT DO UPDATE` proposed to insert.
+fn excluded<C: sea_orm::sea_query::IntoIden>(column: C) -> Expr {
+    Expr::col((Alias::new("excluded"), column))
+}
+
 async fn apply_effect<C: ConnectionTrait>(txn: &C, effect: Effect) -> Result<(), DbErr> {
+    use known_order::Column as Known;
+    use order_stats::Column as Stats;
     match effect {
         Effect::Created {
             order_id,
@@ -99,43 +111,65 @@ async fn apply_effect<C: ConnectionTrait>(txn: &C, effect: Effect) -> Result<(),
         } => {
             // Insert the order as counted, or mark a known one counted; no row back
             // means it was counted before (another event id for the same order).
-            let row = txn
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "INSERT INTO known_orders (order_id, user_id, total_minor, cancelled, counted)
-                     VALUES ($1, $2, $3, $4, true)
-                     ON CONFLICT (order_id) DO UPDATE
-                        SET counted = true,
-                            total_minor = EXCLUDED.total_minor,
-                            cancelled = known_orders.cancelled OR EXCLUDED.cancelled,
-                            updated_at = now()
-                        WHERE NOT known_orders.counted
-                     RETURNING cancelled",
-                    [
-                        order_id.into(),
-                        user_id.into(),
-                        total_minor.into(),
-                        cancelled.into(),
-                    ],
-                ))
+            let order = known_order::ActiveModel {
+                order_id: Set(order_id),
+                user_id: Set(user_id),
+                total_minor: Set(total_minor),
+                cancelled: Set(cancelled),
+                counted: Set(true),
+                ..Default::default()
+            };
+            let counted = known_order::Entity::insert(order)
+                .on_conflict(
+                    OnConflict::column(Known::OrderId)
+                        .value(Known::Counted, true)
+                        .update_column(Known::TotalMinor)
+                        .value(
+                            Known::Cancelled,
+                            Expr::col((known_order::Entity, Known::Cancelled))
+                                .or(excluded(Known::Cancelled)),
+                        )
+                        .value(Known::UpdatedAt, Expr::current_timestamp())
+                        .action_and_where(Expr::col((known_order::Entity, Known::Counted)).not())
+                        .to_owned(),
+                )
+                .exec_with_returning_many(txn)
                 .await?;
-            let Some(row) = row else {
+            let Some(order) = counted.into_iter().next() else {
                 return Ok(());
             };
-            let cancelled: bool = row.try_get("", "cancelled")?;
-            let added = if cancelled { 0 } else { total_minor };
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO order_stats (user_id, order_count, total_spent_minor, last_order_at)
-                 VALUES ($1, 1, $2, $3)
-                 ON CONFLICT (user_id) DO UPDATE
-                    SET order_count = order_stats.order_count + 1,
-                        total_spent_minor = order_stats.total_spent_minor + EXCLUDED.total_spent_minor,
-                        last_order_at = GREATEST(order_stats.last_order_at, EXCLUDED.last_order_at),
-                        updated_at = now()",
-                [user_id.into(), added.into(), at.into()],
-            ))
-            .await?;
+            let added = if order.cancelled { 0 } else { total_minor };
+            let stats = order_stats::ActiveModel {
+                user_id: Set(user_id),
+                order_count: Set(1),
+                total_spent_minor: Set(added),
+                last_order_at: Set(Some(at)),
+                ..Default::default()
+            };
+            order_stats::Entity::insert(stats)
+                .on_conflict(
+                    OnConflict::column(Stats::UserId)
+                        .value(
+                            Stats::OrderCount,
+                            Expr::col((order_stats::Entity, Stats::OrderCount)).add(1),
+                        )
+                        .value(
+                            Stats::TotalSpentMinor,
+                            Expr::col((order_stats::Entity, Stats::TotalSpentMinor))
+                                .add(excluded(Stats::TotalSpentMinor)),
+                        )
+                        .value(
+                            Stats::LastOrderAt,
+                            Func::greatest([
+                                Expr::col((order_stats::Entity, Stats::LastOrderAt)),
+                                excluded(Stats::LastOrderAt),
+                            ]),
+                        )
+                        .value(Stats::UpdatedAt, Expr::current_timestamp())
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
         }
         Effect::Cancelled {
             order_id,
@@ -144,34 +178,38 @@ async fn apply_effect<C: ConnectionTrait>(txn: &C, effect: Effect) -> Result<(),
         } => {
             // Mark cancelled once; a cancellation of an order not seen yet is
             // remembered (not counted) for its late `order.created`.
-            let row = txn
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "INSERT INTO known_orders (order_id, user_id, total_minor, cancelled, counted)
-                     VALUES ($1, $2, $3, true, false)
-                     ON CONFLICT (order_id) DO UPDATE
-                        SET cancelled = true, updated_at = now()
-                        WHERE NOT known_orders.cancelled
-                     RETURNING counted, user_id, total_minor",
-                    [order_id.into(), user_id.into(), total_minor.into()],
-                ))
+            let order = known_order::ActiveModel {
+                order_id: Set(order_id),
+                user_id: Set(user_id),
+                total_minor: Set(total_minor),
+                cancelled: Set(true),
+                counted: Set(false),
+                ..Default::default()
+            };
+            let cancelled = known_order::Entity::insert(order)
+                .on_conflict(
+                    OnConflict::column(Known::OrderId)
+                        .value(Known::Cancelled, true)
+                        .value(Known::UpdatedAt, Expr::current_timestamp())
+                        .action_and_where(Expr::col((known_order::Entity, Known::Cancelled)).not())
+                        .to_owned(),
+                )
+                .exec_with_returning_many(txn)
                 .await?;
-            let Some(row) = row else {
+            let Some(order) = cancelled.into_iter().next() else {
                 return Ok(());
             };
-            let counted: bool = row.try_get("", "counted")?;
-            if counted {
+            if order.counted {
                 // The amount that was added: the stored total, for the stored owner.
-                let owner: uuid::Uuid = row.try_get("", "user_id")?;
-                let amount: i64 = row.try_get("", "total_minor")?;
-                txn.execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "UPDATE order_stats
-                        SET total_spent_minor = total_spent_minor - $2, updated_at = now()
-                      WHERE user_id = $1",
-                    [owner.into(), amount.into()],
-                ))
-                .await?;
+                order_stats::Entity::update_many()
+                    .col_expr(
+                        Stats::TotalSpentMinor,
+                        Expr::col(Stats::TotalSpentMinor).sub(order.total_minor),
+                    )
+                    .col_expr(Stats::UpdatedAt, Expr::current_timestamp())
+                    .filter(Stats::UserId.eq(order.user_id))
+                    .exec(txn)
+                    .await?;
             }
         }
         Effect::Nothing => {}

@@ -3,32 +3,66 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+#[derive(DeriveIden)]
+enum OrderItems {
+    Table,
+    OrderId,
+    Position,
+    Name,
+    PriceCents,
+    Quantity,
+}
+
+#[derive(DeriveIden)]
+enum Orders {
+    Table,
+    Id,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // `position` keeps the lines in the order the customer gave them; the subtotal
         // is derived (price × quantity), never stored twice.
         manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE TABLE order_items (
-                    order_id    UUID NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
-                    position    INTEGER NOT NULL,
-                    name        TEXT NOT NULL,
-                    price_cents BIGINT NOT NULL CHECK (price_cents > 0),
-                    quantity    INTEGER NOT NULL CHECK (quantity > 0),
-                    PRIMARY KEY (order_id, position)
-                )",
+            .create_table(
+                Table::create()
+                    .table(OrderItems::Table)
+                    .col(ColumnDef::new(OrderItems::OrderId).uuid().not_null())
+                    .col(ColumnDef::new(OrderItems::Position).integer().not_null())
+                    .col(ColumnDef::new(OrderItems::Name).text().not_null())
+                    .col(
+                        ColumnDef::new(OrderItems::PriceCents)
+                            .big_integer()
+                            .not_null()
+                            .check(Expr::col(OrderItems::PriceCents).gt(0)),
+                    )
+                    .col(
+                        ColumnDef::new(OrderItems::Quantity)
+                            .integer()
+                            .not_null()
+                            .check(Expr::col(OrderItems::Quantity).gt(0)),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(OrderItems::OrderId)
+                            .col(OrderItems::Position),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("order_items_order_id_fkey")
+                            .from(OrderItems::Table, OrderItems::OrderId)
+                            .to(Orders::Table, Orders::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
             )
-            .await?;
-        Ok(())
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared("DROP TABLE order_items")
-            .await?;
-        Ok(())
+            .drop_table(Table::drop().table(OrderItems::Table).to_owned())
+            .await
     }
 }

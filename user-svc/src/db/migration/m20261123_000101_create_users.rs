@@ -3,35 +3,68 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    Id,
+    Email,
+    Name,
+    PasswordHash,
+    Role,
+    CreatedAt,
+    UpdatedAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Emails are stored lower-cased (the CHECK keeps it so) under a unique
         // constraint: two concurrent registrations of one address can't both commit.
         manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE TABLE users (
-                    id            UUID PRIMARY KEY,
-                    email         TEXT NOT NULL,
-                    name          TEXT NOT NULL,
-                    password_hash TEXT NOT NULL,
-                    role          TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
-                    created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
-                    updated_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
-                    CONSTRAINT users_email_key UNIQUE (email),
-                    CONSTRAINT users_email_lower CHECK (email = lower(email))
-                )",
+            .create_table(
+                Table::create()
+                    .table(Users::Table)
+                    .col(ColumnDef::new(Users::Id).uuid().primary_key())
+                    .col(ColumnDef::new(Users::Email).text().not_null())
+                    .col(ColumnDef::new(Users::Name).text().not_null())
+                    .col(ColumnDef::new(Users::PasswordHash).text().not_null())
+                    .col(
+                        ColumnDef::new(Users::Role)
+                            .text()
+                            .not_null()
+                            .default("user")
+                            .check(Expr::col(Users::Role).is_in(["user", "admin"])),
+                    )
+                    .col(
+                        ColumnDef::new(Users::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null()
+                            .default(Func::cust("now")),
+                    )
+                    .col(
+                        ColumnDef::new(Users::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null()
+                            .default(Func::cust("now")),
+                    )
+                    .index(
+                        Index::create()
+                            .name("users_email_key")
+                            .col(Users::Email)
+                            .unique(),
+                    )
+                    .check((
+                        "users_email_lower",
+                        Expr::col(Users::Email).eq(Func::lower(Expr::col(Users::Email))),
+                    ))
+                    .to_owned(),
             )
-            .await?;
-        Ok(())
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared("DROP TABLE users")
-            .await?;
-        Ok(())
+            .drop_table(Table::drop().table(Users::Table).to_owned())
+            .await
     }
 }

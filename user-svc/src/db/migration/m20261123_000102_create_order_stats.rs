@@ -3,30 +3,52 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+#[derive(DeriveIden)]
+enum OrderStats {
+    Table,
+    UserId,
+    OrderCount,
+    TotalSpentMinor,
+    LastOrderAt,
+    UpdatedAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // No foreign key to users: an order event may arrive before the user does.
         manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE TABLE order_stats (
-                    user_id           UUID PRIMARY KEY,
-                    order_count       BIGINT NOT NULL DEFAULT 0,
-                    total_spent_minor BIGINT NOT NULL DEFAULT 0,
-                    last_order_at     TIMESTAMPTZ,
-                    updated_at        TIMESTAMPTZ NOT NULL DEFAULT now()
-                )",
+            .create_table(
+                Table::create()
+                    .table(OrderStats::Table)
+                    .col(ColumnDef::new(OrderStats::UserId).uuid().primary_key())
+                    .col(
+                        ColumnDef::new(OrderStats::OrderCount)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(OrderStats::TotalSpentMinor)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(ColumnDef::new(OrderStats::LastOrderAt).timestamp_with_time_zone())
+                    .col(
+                        ColumnDef::new(OrderStats::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null()
+                            .default(Func::cust("now")),
+                    )
+                    .to_owned(),
             )
-            .await?;
-        Ok(())
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared("DROP TABLE order_stats")
-            .await?;
-        Ok(())
+            .drop_table(Table::drop().table(OrderStats::Table).to_owned())
+            .await
     }
 }

@@ -1,0 +1,5 @@
+//! One entity per table.
+
+pub mod customer;
+pub mod order;
+pub mod order_item;
