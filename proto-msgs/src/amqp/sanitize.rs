@@ -40,9 +40,7 @@ pub(crate) fn frame(frame: &mut [u8]) -> Option<Vec<u8>> {
         return None;
     }
     let (head, rest) = frame.split_at_mut(FRAME_PREFIX);
-    let Some((_end, payload)) = rest.split_last_mut() else {
-        return None;
-    };
+    let (_end, payload) = rest.split_last_mut()?;
     match head[0] {
         FRAME_METHOD => {
             method(payload);

@@ -76,6 +76,9 @@ impl Reactor for Kit {
         self.tokio.interval(dur)
     }
 
+    // Not an `async fn`: the trait asks for a `'static` future, and one borrowing `self`
+    // is not.
+    #[allow(clippy::manual_async_fn)]
     fn tcp_connect_addr(
         &self,
         addr: SocketAddr,
