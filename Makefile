@@ -57,5 +57,5 @@ bench: ## Benchmark the whole system over HTTP (release build on its own port; f
 bench-soak: ## `make bench` plus a 5-minute soak reporting each process's memory
 	@BENCH_SOAK_SECS=$${BENCH_SOAK_SECS:-300} scripts/bench.sh
 
-bench-rpc: ## RPC echo round trips: proto-msgs vs bare amqprs and lapin pairs (figures, not a test)
+bench-rpc: ## RPC echo round trips: proto-msgs vs a bare lapin pair, same message (figures, not a test)
 	$(CARGO) run --release --locked -q -p system-tests --bin shop-bench -- rpc
