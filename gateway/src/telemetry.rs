@@ -72,7 +72,7 @@ impl RequestMeta {
             actor,
             idempotency_key: None,
             deadline: Some(SystemTime::now() + timeout),
-            message_id: None,
+            ..Default::default()
         }
     }
 }

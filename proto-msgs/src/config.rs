@@ -78,6 +78,14 @@ impl BusConfig {
         crate::amqp::connect(&self.url, &name).await
     }
 
+    /// The broker account this process connects as (the URL's user, `guest` without
+    /// one). Every message it publishes carries it as `user_id`, which the broker checks.
+    pub fn account(&self) -> String {
+        crate::amqp::AmqpUrl::parse(&self.url)
+            .map(|u| u.username)
+            .unwrap_or_else(|_| "guest".to_owned())
+    }
+
     /// The connection name as the management UI shows it for `name`.
     pub fn connection_name(&self, name: &str) -> String {
         match self.topology.prefix() {

@@ -87,6 +87,9 @@ pub struct RequestContext {
     /// The request's AMQP `message_id`, filled in by the server (not a header). It is the
     /// same on a redelivery, so a handler can use it to make a retry harmless.
     pub message_id: Option<String>,
+    /// The broker account that published the request (its AMQP `user_id`, which the
+    /// broker refuses unless it is the publisher's own), filled in by the server.
+    pub origin: Option<String>,
 }
 
 impl RequestContext {

@@ -32,6 +32,8 @@ const PERSISTENT: u8 = 2;
 pub struct EventPublisher {
     bus: Bus,
     owns_bus: bool,
+    /// Our broker account: the `user_id` of every event.
+    account: String,
     exchange: String,
     channel: Mutex<Option<Channel>>,
 }
@@ -52,6 +54,7 @@ impl EventPublisher {
         let (bus, owns_bus) = bus.into().resolve(&connection_name.into());
         EventPublisher {
             exchange: bus.topology().events_exchange(),
+            account: bus.config().account(),
             bus,
             owns_bus,
             channel: Mutex::new(None),
@@ -90,7 +93,7 @@ impl EventPublisher {
                 self.open().await?
             }
         };
-        let result = publish_all(&channel, &self.exchange, events).await;
+        let result = publish_all(&channel, &self.exchange, &self.account, events).await;
         match result {
             Ok(published) => {
                 *slot = Some(channel);
@@ -178,6 +181,7 @@ impl EncodedEvent {
 async fn publish_all(
     channel: &Channel,
     exchange: &str,
+    account: &str,
     events: &[EncodedEvent],
 ) -> Result<Vec<Published>, BusError> {
     for event in events {
@@ -195,6 +199,7 @@ async fn publish_all(
             .with_message_id(event.id.as_str().into())
             .with_type(event.event_type.as_str().into())
             .with_app_id(event.source.as_str().into())
+            .with_user_id(account.into())
             .with_timestamp(event.timestamp.max(0) as u64)
             .with_headers(headers);
         channel.basic_publish(

@@ -55,12 +55,52 @@ pub enum ReplyMode {
     DirectReplyTo,
 }
 
+/// Which broker account answers for each service, for a client that only takes a reply
+/// from the service the method belongs to (`users=user-svc,orders=order-svc`). Reply
+/// queues take writes from anyone allowed to publish to the default exchange; the AMQP
+/// `user_id` of a reply is checked by the broker, so it tells who really answered.
+/// Empty: every service shares one account (a developer machine), nothing is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repliers(std::collections::HashMap<String, String>);
+
+impl Repliers {
+    /// From `service=account` pairs separated by commas.
+    pub fn parse(list: &str) -> Result<Repliers, String> {
+        let mut map = std::collections::HashMap::new();
+        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((service, account)) = pair.split_once('=') else {
+                return Err(format!(
+                    "{pair:?} is not service=account (e.g. users=user-svc)"
+                ));
+            };
+            let (service, account) = (service.trim(), account.trim());
+            if service.is_empty() || account.is_empty() {
+                return Err(format!("{pair:?} names no service or no account"));
+            }
+            map.insert(service.to_owned(), account.to_owned());
+        }
+        Ok(Repliers(map))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The account that must have sent a reply to `method`, if one is configured.
+    fn of(&self, method: &str) -> Option<Arc<str>> {
+        let service = method.split('.').next().unwrap_or(method);
+        self.0.get(service).map(|a| Arc::from(a.as_str()))
+    }
+}
+
 /// Settings of an [`RpcClient`].
 #[derive(Clone)]
 pub struct RpcClientConfig {
     /// Deadline of a call whose context carries none.
     pub default_timeout: Duration,
     pub reply_mode: ReplyMode,
+    /// Whose replies to take, per service (default: anyone's).
+    pub repliers: Repliers,
     /// Name of the client's connection in the management UI, when it has one of its own.
     pub connection_name: String,
     pub observer: Option<Arc<dyn CallObserver>>,
@@ -71,6 +111,7 @@ impl Default for RpcClientConfig {
         RpcClientConfig {
             default_timeout: Duration::from_secs(5),
             reply_mode: ReplyMode::default(),
+            repliers: Repliers::default(),
             connection_name: "rpc-client".to_owned(),
             observer: None,
         }
@@ -92,6 +133,10 @@ type ReplyResult = Result<Vec<u8>, RpcError>;
 struct Waiter {
     tx: oneshot::Sender<ReplyResult>,
     generation: u64,
+    /// The method, for logs and metrics when a reply is refused.
+    method: Arc<str>,
+    /// The account whose reply is taken; `None`: anyone's.
+    replier: Option<Arc<str>>,
 }
 
 /// One live channel with its reply queue.
@@ -131,6 +176,8 @@ struct ConsumerWatch {
 
 struct Inner {
     bus: Bus,
+    /// Our broker account: the `user_id` of every request.
+    account: String,
     /// Closed with the client (a connection of the client's own).
     owns_bus: bool,
     config: RpcClientConfig,
@@ -205,6 +252,7 @@ impl RpcClient {
         let (connected, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             rpc_exchange: bus.topology().rpc_exchange(),
+            account: bus.config().account(),
             watch: ConsumerWatch {
                 queues: DashMap::new(),
                 probing: tokio::sync::Mutex::new(()),
@@ -330,6 +378,8 @@ impl RpcClient {
             Waiter {
                 tx,
                 generation: session.generation,
+                method: Arc::from(method),
+                replier: self.inner.config.repliers.of(method),
             },
         );
         // Removes the waiter however this call ends (reply, timeout, error, cancel).
@@ -350,7 +400,8 @@ impl RpcClient {
 
         let mut ctx = ctx.clone();
         ctx.deadline = Some(deadline);
-        let props = request_properties(method, &correlation_id, &session.reply_to, remaining, &ctx);
+        let props = request_properties(method, &correlation_id, &session.reply_to, remaining, &ctx)
+            .with_user_id(self.inner.account.as_str().into());
         let exchange = self.inner.rpc_exchange.as_str();
 
         let exchange_and_wait = async {
@@ -534,7 +585,21 @@ impl Inner {
         }
     }
 
-    fn route_reply(&self, correlation_id: &str, body: Vec<u8>) {
+    /// Hands a reply to its caller, if it came from the account that owns the method.
+    /// One that did not is dropped (the caller keeps waiting for the real one).
+    fn route_reply(&self, correlation_id: &str, from: Option<&str>, body: Vec<u8>) {
+        let rejected = self.waiters.get(correlation_id).and_then(|w| {
+            let expected = w.replier.as_deref()?;
+            (from != Some(expected)).then(|| (w.method.clone(), expected.to_owned()))
+        });
+        if let Some((method, expected)) = rejected {
+            let from = from.unwrap_or("(none)");
+            tracing::warn!(%method, %from, %expected, "a reply from an account that does not answer for this method: dropped");
+            if let Some(observer) = &self.config.observer {
+                observer.reply_rejected(&method);
+            }
+            return;
+        }
         match self.waiters.remove(correlation_id) {
             Some((_, waiter)) => {
                 let _ = waiter.tx.send(Ok(body));
@@ -684,8 +749,10 @@ async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
             tokio::select! {
                 reply = replies.next() => match reply {
                     Some(Ok(delivery)) => {
-                        if let Some(id) = delivery.properties.correlation_id() {
-                            inner.route_reply(id.as_str(), delivery.data);
+                        let props = &delivery.properties;
+                        if let Some(id) = props.correlation_id() {
+                            let from = props.user_id().as_ref().map(|u| u.as_str());
+                            inner.route_reply(id.as_str(), from, delivery.data);
                         }
                     }
                     Some(Err(err)) => {

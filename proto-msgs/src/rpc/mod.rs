@@ -6,6 +6,6 @@ pub mod observe;
 mod probe;
 pub mod server;
 
-pub use client::{ReplyMode, RpcClient, RpcClientConfig};
+pub use client::{Repliers, ReplyMode, RpcClient, RpcClientConfig};
 pub use observe::{CallObserver, Outcome, ServerObserver};
-pub use server::{MetricsText, PROMETHEUS_TEXT, RpcServer, RunningServer};
+pub use server::{MetricsText, PROMETHEUS_TEXT, RpcServer, RunningServer, Trust};

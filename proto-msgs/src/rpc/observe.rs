@@ -23,9 +23,17 @@ impl Outcome {
 /// Told about every call an [`RpcClient`](crate::rpc::RpcClient) makes.
 pub trait CallObserver: Send + Sync + 'static {
     fn call_finished(&self, method: &str, outcome: Outcome, elapsed: Duration);
+    /// A reply to `method` came from an account that does not own it, and was dropped.
+    fn reply_rejected(&self, method: &str) {
+        let _ = method;
+    }
 }
 
 /// Told about every request an [`RpcServer`](crate::rpc::RpcServer) handles.
 pub trait ServerObserver: Send + Sync + 'static {
     fn request_handled(&self, method: &str, outcome: Outcome, elapsed: Duration);
+    /// A request to `method` named an actor but came from an account not trusted to.
+    fn request_untrusted(&self, method: &str) {
+        let _ = method;
+    }
 }

@@ -60,6 +60,49 @@ pub struct RpcServer {
     handlers: HashMap<String, Handler>,
     health: Option<HealthCheck>,
     observer: Option<Arc<dyn ServerObserver>>,
+    trust: Trust,
+}
+
+/// Whose `x-actor-*` headers a server acts on.
+///
+/// Headers prove nothing: anyone allowed to publish to the queue can write them. The
+/// AMQP `user_id` can: the broker refuses a message whose `user_id` is not its
+/// publisher's account. So a request naming an actor is served only when its `user_id`
+/// is one of the accounts trusted to vouch for users (the gateway's), and answered
+/// `permission_denied` otherwise. Requests without an actor (register, login, health)
+/// are served from anyone allowed to reach the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Trust {
+    /// Every caller shares one broker account (a developer machine): nothing to tell
+    /// callers apart by, so the check is off, and the server says so when it starts.
+    #[default]
+    Anyone,
+    /// Only these accounts may name an actor.
+    Accounts(Vec<String>),
+}
+
+impl Trust {
+    /// From a comma-separated list of accounts; empty is [`Trust::Anyone`].
+    pub fn from_list(list: &str) -> Trust {
+        let accounts: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if accounts.is_empty() {
+            Trust::Anyone
+        } else {
+            Trust::Accounts(accounts)
+        }
+    }
+
+    fn allows(&self, origin: Option<&str>) -> bool {
+        match self {
+            Trust::Anyone => true,
+            Trust::Accounts(accounts) => origin.is_some_and(|o| accounts.iter().any(|a| a == o)),
+        }
+    }
 }
 
 impl RpcServer {
@@ -75,7 +118,14 @@ impl RpcServer {
             handlers: HashMap::new(),
             health: None,
             observer: None,
+            trust: Trust::default(),
         }
+    }
+
+    /// Whose actor headers to act on (default: anyone's, with a warning at start).
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// How many requests this instance holds unacked, and so works on, at once.
@@ -161,12 +211,26 @@ impl RpcServer {
         let role = format!("{} rpc-server", self.service);
         let (bus, owns_bus) = self.bus.resolve(&role);
 
+        match &self.trust {
+            Trust::Anyone => tracing::warn!(
+                service = %self.service,
+                "origin check off: actor headers are acted on from any broker account \
+                 (set the trusted callers when each process has an account of its own)"
+            ),
+            Trust::Accounts(accounts) => tracing::info!(
+                service = %self.service,
+                trusted = %accounts.join(","),
+                "origin check on: actor headers are acted on only from these broker accounts"
+            ),
+        }
         let state = Arc::new(ServerState {
             service: self.service.clone(),
             rpc_exchange: bus.topology().rpc_exchange(),
+            account: bus.config().account(),
             max_body: self.max_body,
             handlers: self.handlers,
             observer: self.observer,
+            trust: self.trust,
         });
         let topology = bus.topology().clone();
         let service = self.service.clone();
@@ -240,9 +304,12 @@ impl RunningServer {
 struct ServerState {
     service: String,
     rpc_exchange: String,
+    /// Our broker account: the `user_id` of every reply.
+    account: String,
     max_body: usize,
     handlers: HashMap<String, Handler>,
     observer: Option<Arc<dyn ServerObserver>>,
+    trust: Trust,
 }
 
 impl ServerState {
@@ -257,6 +324,7 @@ impl ServerState {
             .map(|c| c.as_str().to_owned());
         let ctx = RequestContext::from_headers(props.headers().as_ref()).map(|mut ctx| {
             ctx.message_id = props.message_id().as_ref().map(|m| m.as_str().to_owned());
+            ctx.origin = props.user_id().as_ref().map(|u| u.as_str().to_owned());
             // A request without trace context starts a trace here, so its log lines and
             // the events it causes still share one trace id.
             ctx.traceparent.get_or_insert_with(TraceParent::new_root);
@@ -295,7 +363,8 @@ impl ServerState {
             };
             let (body, outcome) = self.answer(&method, ctx, &mut delivery).await;
             let elapsed = started.elapsed();
-            let reply_props = reply_properties(&method, correlation_id.as_deref(), &request_id);
+            let reply_props = reply_properties(&method, correlation_id.as_deref(), &request_id)
+                .with_user_id(self.account.as_str().into());
             // Reply, then ack. lapin sends an ack (a method frame) ahead of publishes still
             // queued, so the reply's write is waited for first: an ack must never reach
             // the broker for a reply that did not leave (the request would be lost instead
@@ -316,14 +385,7 @@ impl ServerState {
             }
             ack(&channel, &delivery);
             if let Some(observer) = &self.observer {
-                // Only methods we serve become metric labels; any routing key a client
-                // makes up would otherwise create a series of its own.
-                let label = if self.handlers.contains_key(&method) {
-                    method.as_str()
-                } else {
-                    "unknown"
-                };
-                observer.request_handled(label, outcome, elapsed);
+                observer.request_handled(self.metric_label(&method), outcome, elapsed);
             }
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             match outcome {
@@ -340,6 +402,16 @@ impl ServerState {
         }
         .instrument(span)
         .await
+    }
+
+    /// Only methods we serve become metric labels; any routing key a client makes up
+    /// would otherwise create a series of its own.
+    fn metric_label<'a>(&self, method: &'a str) -> &'a str {
+        if self.handlers.contains_key(method) {
+            method
+        } else {
+            "unknown"
+        }
     }
 
     /// The method: the routing key when the request came through the `rpc` exchange,
@@ -370,6 +442,16 @@ impl ServerState {
             Ok(ctx) => ctx,
             Err(err) => return fail(err),
         };
+        if ctx.actor.is_some() && !self.trust.allows(ctx.origin.as_deref()) {
+            let origin = ctx.origin.as_deref().unwrap_or("(none)");
+            tracing::warn!(%origin, "a request naming an actor from an account not trusted to vouch for users: refused");
+            if let Some(observer) = &self.observer {
+                observer.request_untrusted(self.metric_label(method));
+            }
+            return fail(RpcError::permission_denied(format!(
+                "the broker account {origin:?} may not act for a user (only trusted callers may send x-actor headers)"
+            )));
+        }
         let malformed = delivery.properties.headers().as_ref().is_some_and(|h| {
             crate::amqp::header(h, crate::amqp::sanitize::MALFORMED_HEADERS).is_some()
         });
