@@ -27,6 +27,7 @@ pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod log_writer;
 pub mod money;
 pub mod orders;
