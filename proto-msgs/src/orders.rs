@@ -221,6 +221,14 @@ impl Quantity {
     }
 }
 
+/// For an `INTEGER` column; never fails (a quantity is at most [`QUANTITY_MAX`]).
+impl TryFrom<Quantity> for i32 {
+    type Error = std::num::TryFromIntError;
+    fn try_from(q: Quantity) -> Result<i32, Self::Error> {
+        i32::try_from(q.0)
+    }
+}
+
 impl Serialize for Quantity {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_i64(self.0)
@@ -265,7 +273,7 @@ impl OrderLines {
         Ok(OrderLines(items))
     }
 
-    pub fn as_slice(&self) -> &[NewItem] {
+    pub fn items(&self) -> &[NewItem] {
         &self.0
     }
 
@@ -308,13 +316,14 @@ pub struct OrderItem {
     pub subtotal: Money,
 }
 
-impl From<&NewItem> for OrderItem {
-    fn from(item: &NewItem) -> Self {
+impl NewItem {
+    /// The line as an order shows it.
+    pub fn to_order_item(&self) -> OrderItem {
         OrderItem {
-            name: item.name.as_str().to_owned(),
-            price: item.price.get(),
-            quantity: item.quantity.get(),
-            subtotal: item.subtotal(),
+            name: self.name.as_str().to_owned(),
+            price: self.price.get(),
+            quantity: self.quantity.get(),
+            subtotal: self.subtotal(),
         }
     }
 }
@@ -710,7 +719,7 @@ mod tests {
             "items": [{"name": "Product", "price": 100, "quantity": 2}]
         }))
         .unwrap();
-        assert_eq!(req.items.as_slice()[0].price.minor(), 10000);
+        assert_eq!(req.items.items()[0].price.minor(), 10000);
     }
 
     fn path_of(body: serde_json::Value) -> String {
@@ -734,7 +743,7 @@ mod tests {
         ]}))
         .unwrap();
         assert_eq!(req.items.total().to_string(), "200.30");
-        assert_eq!(req.items.as_slice()[0].name.as_str(), "Pen");
+        assert_eq!(req.items.items()[0].name.as_str(), "Pen");
         let max = item(
             json!("é".repeat(ITEM_NAME_MAX_CHARS)),
             json!(1000000),

@@ -100,7 +100,7 @@ pub async fn insert<C: ConnectionTrait>(
         values.extend([
             order.id.into(),
             i32::try_from(position).unwrap_or(i32::MAX).into(),
-            item.name.clone().into(),
+            item.name.as_str().into(),
             item.price.minor().into(),
             i32::try_from(item.quantity).unwrap_or(i32::MAX).into(),
         ]);
