@@ -140,7 +140,7 @@ impl Price {
     pub fn new(amount: Money) -> Result<Price, String> {
         if amount <= Money::ZERO || amount > PRICE_MAX {
             return Err(format!(
-                "a price must be more than 0 and at most {PRICE_MAX}, not {amount}"
+                "must be more than 0 and at most {PRICE_MAX}, not {amount}"
             ));
         }
         Ok(Price(amount))
@@ -210,7 +210,7 @@ impl Quantity {
     pub fn new(n: i64) -> Result<Quantity, String> {
         if !(1..=QUANTITY_MAX).contains(&n) {
             return Err(format!(
-                "a quantity must be a whole number from 1 to {QUANTITY_MAX}, not {n}"
+                "must be a whole number from 1 to {QUANTITY_MAX}, not {n}"
             ));
         }
         Ok(Quantity(n))
@@ -357,7 +357,7 @@ impl PageLimit {
     pub fn new(n: u64) -> Result<PageLimit, String> {
         match u32::try_from(n) {
             Ok(n) if (1..=PAGE_LIMIT_MAX).contains(&n) => Ok(PageLimit(n)),
-            _ => Err(format!("a page has 1 to {PAGE_LIMIT_MAX} orders, not {n}")),
+            _ => Err(format!("must be 1 to {PAGE_LIMIT_MAX}, not {n}")),
         }
     }
 
@@ -386,7 +386,7 @@ pub struct PageOffset(u64);
 impl PageOffset {
     pub fn new(n: u64) -> Result<PageOffset, String> {
         if n > OFFSET_MAX {
-            return Err(format!("an offset is at most {OFFSET_MAX}, not {n}"));
+            return Err(format!("must be at most {OFFSET_MAX}, not {n}"));
         }
         Ok(PageOffset(n))
     }
@@ -438,7 +438,7 @@ impl PageCursor {
 
     pub fn parse(text: &str) -> Result<PageCursor, String> {
         let bad = || {
-            "not a cursor of this service; pass the next_cursor of a previous page unchanged"
+            "is not a cursor of this service; pass the next_cursor of a previous page unchanged"
                 .to_owned()
         };
         let mut parts = text.split('.');

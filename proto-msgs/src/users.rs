@@ -49,23 +49,21 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Email, String> {
         let s = raw.trim();
         if s.is_empty() {
-            return Err("an email address is required".into());
+            return Err("must not be empty".into());
         }
         if s.len() > EMAIL_MAX_LEN {
-            return Err(format!(
-                "an email address has at most {EMAIL_MAX_LEN} characters"
-            ));
+            return Err(format!("must be at most {EMAIL_MAX_LEN} characters long"));
         }
         let Some((local, domain)) = s.split_once('@') else {
-            return Err("an email address looks like name@example.com".into());
+            return Err("must look like name@example.com".into());
         };
         if local.is_empty() || local.len() > EMAIL_LOCAL_MAX_LEN || !valid_local(local) {
             return Err(format!(
-                "the part before @ must be 1 to {EMAIL_LOCAL_MAX_LEN} letters, digits or !#$%&'*+/=?^_`{{|}}~- in dot-separated runs"
+                "must have before the @ 1 to {EMAIL_LOCAL_MAX_LEN} letters, digits or !#$%&'*+/=?^_`{{|}}~- in dot-separated runs"
             ));
         }
         if !valid_domain(domain) {
-            return Err("the part after @ must be a domain like example.com".into());
+            return Err("must have after the @ a domain like example.com".into());
         }
         Ok(Email(s.to_ascii_lowercase()))
     }
@@ -160,19 +158,17 @@ impl NewPassword {
     pub fn parse(raw: &str) -> Result<NewPassword, String> {
         let len = raw.len();
         if len < PASSWORD_MIN_BYTES {
-            return Err(format!(
-                "a password must be at least {PASSWORD_MIN_BYTES} bytes long"
-            ));
+            return Err(format!("must be at least {PASSWORD_MIN_BYTES} bytes long"));
         }
         if len > PASSWORD_MAX_BYTES {
             return Err(format!(
-                "a password must be at most {PASSWORD_MAX_BYTES} bytes long (bcrypt's limit; this one is {len} bytes, and we refuse rather than silently ignore the rest)"
+                "must be at most {PASSWORD_MAX_BYTES} bytes long (bcrypt's limit; this one is {len} bytes, and we refuse rather than silently ignore the rest)"
             ));
         }
         // Many bcrypt implementations stop at a NUL byte; refusing it keeps hashes
         // portable and the 72-byte case exact.
         if raw.contains('\0') {
-            return Err("a password must not contain NUL characters".into());
+            return Err("must not contain NUL characters".into());
         }
         Ok(NewPassword(Zeroizing::new(raw.to_owned())))
     }
@@ -201,11 +197,11 @@ pub struct PasswordAttempt(Zeroizing<String>);
 impl PasswordAttempt {
     pub fn parse(raw: &str) -> Result<PasswordAttempt, String> {
         if raw.is_empty() {
-            return Err("a password is required".into());
+            return Err("must not be empty".into());
         }
         if raw.len() > PASSWORD_MAX_BYTES {
             return Err(format!(
-                "a password has at most {PASSWORD_MAX_BYTES} bytes (bcrypt's limit)"
+                "must be at most {PASSWORD_MAX_BYTES} bytes long (bcrypt's limit)"
             ));
         }
         Ok(PasswordAttempt(Zeroizing::new(raw.to_owned())))
