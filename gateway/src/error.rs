@@ -83,6 +83,11 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, message)
     }
 
+    /// `415`: the body is not declared as JSON.
+    pub fn unsupported_media_type() -> Self {
+        unsupported_media_type()
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)
     }
