@@ -81,7 +81,7 @@ ensure_schemathesis() {
   local venv=.run/schemathesis
   if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*$')" = "$SCHEMATHESIS_VERSION" ]; then return 0; fi
   command -v python3 >/dev/null || { log "python3 is missing: sudo apt-get install python3 python3-venv"; return 1; }
-  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
   log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
   python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" \
     || { log "cannot install schemathesis"; return 1; }

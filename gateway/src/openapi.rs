@@ -309,6 +309,7 @@ mod tests {
             .unwrap();
         let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
         assert_eq!(limit["schema"]["maximum"], 100);
+        assert_eq!(limit["schema"]["default"], 20);
         let user_params = doc["paths"]["/orders/user/{user_id}"]["get"]["parameters"]
             .as_array()
             .unwrap();

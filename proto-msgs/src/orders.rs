@@ -662,6 +662,7 @@ mod openapi {
                 1,
                 i64::from(PAGE_LIMIT_MAX),
             )
+            .default(Some(PAGE_LIMIT_DEFAULT.into()))
             .into()
         }
     }
