@@ -16,10 +16,12 @@
 //! - `missing_required_header`, `ignored_auth`: a route that needs a token refuses a
 //!   request without one or with a bad one (401); `unsupported_method`,
 //!   `allow_header_conformance`: a method a path does not have is 405 with `Allow`.
-//! - `use_after_free`, `ensure_resource_availability`, `object_level_authorization`
-//!   need links between operations (stateful phase), which the document has none of:
-//!   they find nothing to check. "Someone else's order is 404" is proved by the tests of
-//!   the gateway and the services.
+//! - `use_after_free`, `ensure_resource_availability`: in the stateful phase, which
+//!   follows the links schemathesis infers from `Location` headers and the schemas
+//!   (register → get the user, create an order → get it, change its status); nothing is
+//!   ever deleted, so they have little to check. `object_level_authorization` needs two
+//!   users' credentials in one run; "someone else's order is 404" is proved by the tests
+//!   of the gateway and the services.
 //!
 //! Strings are generated as ASCII (`--generation-codec ascii`): password lengths are
 //! counted in bytes (bcrypt's limit), which JSON Schema cannot say; for ASCII, bytes
@@ -130,7 +132,7 @@ fn run(exe: &PathBuf, stack: &Stack, token: &str, who: &str) -> Result<(), Strin
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", "20261123"])
         .args(["--generation-codec", "ascii"])
-        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
         // One worker: hypothesis describes its lambdas by parsing source with `ast`,
         // which CPython 3.11 does not allow from two threads at once ("AST constructor
         // recursion depth mismatch").
