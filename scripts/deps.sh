@@ -73,3 +73,16 @@ ensure_compose_validator() {
   # Debian's package: PyPI's docker-compose 1.x no longer builds (PyYAML 5 vs Cython 3).
   apt_install docker-compose || { log "cannot install docker-compose"; return 1; }
 }
+
+# schemathesis (the OpenAPI conformance test, system-tests/tests/openapi_conformance.rs):
+# the pinned version in a venv under .run/, installed only when absent.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv=.run/schemathesis
+  if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*$')" = "$SCHEMATHESIS_VERSION" ]; then return 0; fi
+  command -v python3 >/dev/null || { log "python3 is missing: sudo apt-get install python3 python3-venv"; return 1; }
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" \
+    || { log "cannot install schemathesis"; return 1; }
+}

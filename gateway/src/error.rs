@@ -8,7 +8,7 @@
 //! telemetry middleware, which sees every response.
 
 use actix_web::body::BoxBody;
-use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
+use actix_web::error::{PathError, PayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -81,6 +81,11 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// `415`: the body is not declared as JSON.
+    pub fn unsupported_media_type() -> Self {
+        unsupported_media_type()
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -236,38 +241,12 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Error handler of `web::JsonConfig`: bad JSON, wrong content type, too large.
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    match err {
-        JsonPayloadError::OverflowKnownLength { limit, .. }
-        | JsonPayloadError::Overflow { limit } => payload_too_large(Some(limit)),
-        JsonPayloadError::ContentType => unsupported_media_type(),
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::invalid_argument(format!("invalid JSON body: {e}"))
-        }
-        JsonPayloadError::Payload(e) => payload_error(e),
-        other => ApiError::internal(other),
-    }
-    .into()
-}
-
 /// Error handler of `web::PayloadConfig` (raw bodies).
 pub fn payload_error(err: PayloadError) -> ApiError {
     match err {
         PayloadError::Overflow => payload_too_large(None),
         other => ApiError::invalid_argument(format!("could not read the request body: {other}")),
     }
-}
-
-/// Error handler of `web::QueryConfig`.
-pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    match err {
-        QueryPayloadError::Deserialize(e) => {
-            ApiError::invalid_argument(format!("invalid query string: {e}"))
-        }
-        other => ApiError::invalid_argument(format!("invalid query string: {other}")),
-    }
-    .into()
 }
 
 /// Error handler of `web::PathConfig`.

@@ -146,13 +146,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         let cors_origins = state.config.cors_allowed_origins.clone();
         App::new()
             .app_data(state)
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(body_limit)
-                    .error_handler(error::json_error),
-            )
             .app_data(web::PayloadConfig::default().limit(body_limit))
-            .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .configure(routes::configure)
             .route(

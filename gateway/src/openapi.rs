@@ -1,17 +1,24 @@
-//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes,
-//! and the Swagger UI page at `/docs` (assets compiled into the binary from the
-//! `utoipa-swagger-ui` crate's vendored copy: nothing is fetched at build or run time).
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes and
+//! the contract types of proto-msgs (feature `openapi`: each request and reply type
+//! carries its JSON Schema, with every rule the services check), and the Swagger UI
+//! page at `/docs` (assets compiled into the binary from the `utoipa-swagger-ui` crate's
+//! vendored copy: nothing is fetched at build or run time).
 //!
-//! Response bodies are the services' reply data passed through as bytes, so their
-//! schemas are mirrored here (`*Doc`); a test checks each mirror against the contract
-//! type it documents (proto-msgs is not changed for the docs).
+//! Every status a route can answer is listed: its own, and the ones the gateway itself
+//! produces ([`TokenErrors`], [`BodyErrors`], [`PublicErrors`], [`ServiceErrors`]).
+//! `system-tests/tests/openapi_conformance.rs` runs schemathesis against the document
+//! and the running system.
 
 use crate::routes::{health, metrics, orders, users};
-use chrono::{DateTime, Utc};
+use proto_msgs::ErrorCode;
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{Content, Ref, RefOr};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
-use uuid::Uuid;
 
 /// The error shape of every non-2xx answer.
 #[derive(ToSchema)]
@@ -26,144 +33,96 @@ pub struct ErrorDoc {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorFieldsDoc {
-    pub code: ErrorCodeDoc,
+    /// Each code has one HTTP status (405, 413 and 415 excepted, see docs/http-api.md).
+    #[schema(schema_with = error_code_schema)]
+    pub code: ErrorCode,
     /// For people; do not parse it.
     #[schema(example = "email is already registered")]
     pub message: String,
-    /// Machine-readable extras, e.g. `{"field": "email"}`.
+    /// Machine-readable extras, e.g. `{"field": "items[2].price"}`, or `policy` and
+    /// `retry_after_s` on a 429.
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
 }
 
-/// Error codes; each has one HTTP status (405, 413 and 415 excepted, see the docs).
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ErrorCodeDoc {
-    InvalidArgument,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    AlreadyExists,
-    FailedPrecondition,
-    ResourceExhausted,
-    Unimplemented,
-    Internal,
-    Unavailable,
-    DeadlineExceeded,
+/// [`ErrorCode`] as a schema: its values, from the code.
+fn error_code_schema() -> RefOr<Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+        .into()
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum RoleDoc {
-    User,
-    Admin,
+fn error(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorDoc"))),
+        )
+        .build()
+        .into()
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "UPPERCASE")]
-#[allow(dead_code)]
-pub enum OrderStatusDoc {
-    Pending,
-    Confirmed,
-    Shipped,
-    Delivered,
-    Cancelled,
+fn responses(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|(status, description)| (status.to_string(), error(description)))
+        .collect()
 }
 
-/// A user (never the password hash).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UserDoc {
-    pub id: Uuid,
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    #[schema(example = "Ada Lovelace")]
-    pub name: String,
-    pub role: RoleDoc,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+/// What the gateway answers on a route that needs a token, before any service.
+pub struct TokenErrors;
+
+impl IntoResponses for TokenErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[
+            (
+                401,
+                "Missing, malformed, expired or badly signed token (with `WWW-Authenticate`)",
+            ),
+            (
+                429,
+                "Rate limited (policy `user`, or `anon` for a bad token; with `Retry-After`)",
+            ),
+        ])
+    }
 }
 
-/// Order statistics kept by user-svc from order events.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct OrderStatsDoc {
-    /// Orders placed (cancelled ones included).
-    pub order_count: i64,
-    /// Sum of totals, cancelled orders excluded (decimal string).
-    #[schema(example = "200.00")]
-    pub total_spent: String,
-    pub last_order_at: Option<DateTime<Utc>>,
+/// What the gateway answers on a public route that is rate limited.
+pub struct PublicErrors;
+
+impl IntoResponses for PublicErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(429, "Rate limited (with `Retry-After`)")])
+    }
 }
 
-/// A user with order statistics.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ProfileDoc {
-    pub id: Uuid,
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    #[schema(example = "Ada Lovelace")]
-    pub name: String,
-    pub role: RoleDoc,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub order_stats: OrderStatsDoc,
+/// What our JSON extractor answers before the body is read.
+pub struct BodyErrors;
+
+impl IntoResponses for BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[
+            (413, "Body larger than `BODY_LIMIT_BYTES`"),
+            (415, "Body not sent as `Content-Type: application/json`"),
+        ])
+    }
 }
 
-/// An access token.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TokenDoc {
-    pub access_token: String,
-    /// Always `Bearer`.
-    #[schema(example = "Bearer")]
-    pub token_type: String,
-    /// Seconds until the token expires.
-    #[schema(example = 3600)]
-    pub expires_in: u64,
-}
+/// What any route that calls a service may answer.
+pub struct ServiceErrors;
 
-/// One line of an order.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct OrderItemDoc {
-    #[schema(example = "Product")]
-    pub name: String,
-    #[schema(example = "100.00")]
-    pub price: String,
-    #[schema(example = 2)]
-    pub quantity: i64,
-    /// `price × quantity`.
-    #[schema(example = "200.00")]
-    pub subtotal: String,
-}
-
-/// An order. Amounts are decimal strings with two places.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct OrderDoc {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub items: Vec<OrderItemDoc>,
-    #[schema(example = "200.00")]
-    pub total: String,
-    pub status: OrderStatusDoc,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One page of orders, newest first.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct OrderPageDoc {
-    pub orders: Vec<OrderDoc>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-    pub has_more: bool,
-    pub limit: u32,
+impl IntoResponses for ServiceErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[
+            (500, "Unexpected failure (details only in the logs)"),
+            (
+                503,
+                "The service is not running, its database or the broker is down, or the token keys cannot be fetched",
+            ),
+            (504, "The service did not answer in time"),
+        ])
+    }
 }
 
 /// `GET /health`.
@@ -215,11 +174,7 @@ pub struct ReadyDoc {
         metrics::users,
         metrics::orders,
     ),
-    components(schemas(
-        ErrorDoc, ErrorFieldsDoc, ErrorCodeDoc, RoleDoc, OrderStatusDoc, UserDoc,
-        OrderStatsDoc, ProfileDoc, TokenDoc, OrderItemDoc, OrderDoc, OrderPageDoc,
-        HealthDoc, ReadyDoc
-    )),
+    components(schemas(ErrorDoc, ErrorFieldsDoc, HealthDoc, ReadyDoc)),
     modifiers(&BearerAuth),
     tags(
         (name = "users", description = "Accounts, login, profiles"),
@@ -252,7 +207,30 @@ impl Modify for BearerAuth {
 
 /// The document as JSON bytes.
 pub fn document() -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&ApiDoc::openapi())
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    add_field_rules(&mut doc);
+    serde_json::to_vec(&doc)
+}
+
+/// Rules between fields, which the derived schemas cannot say (JSON Schema `if`/`then`):
+/// a new `password` needs `current_password` (user-svc answers 400 without it).
+fn add_field_rules(doc: &mut serde_json::Value) {
+    let update = doc
+        .pointer_mut("/components/schemas/UpdateUserRequest")
+        .and_then(serde_json::Value::as_object_mut);
+    if let Some(update) = update {
+        update.insert(
+            "if".into(),
+            json!({"required": ["password"], "properties": {"password": {"type": "string"}}}),
+        );
+        update.insert(
+            "then".into(),
+            json!({
+                "required": ["current_password"],
+                "properties": {"current_password": {"type": "string"}}
+            }),
+        );
+    }
 }
 
 /// The Swagger UI at `/docs/`, reading `/openapi.json`. Its online spec validator is
@@ -268,98 +246,117 @@ pub fn swagger_ui() -> SwaggerUi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto_msgs::Money;
-    use proto_msgs::Role;
-    use proto_msgs::orders::{Order, OrderItem, OrderPage, OrderStatus};
-    use proto_msgs::users::{OrderStats, TokenResponse, User, UserProfile};
     use serde_json::Value;
-    use std::collections::BTreeSet;
 
-    fn schema_keys(doc: &Value, name: &str) -> BTreeSet<String> {
-        doc["components"]["schemas"][name]["properties"]
-            .as_object()
-            .unwrap_or_else(|| panic!("schema {name} has no properties"))
-            .keys()
-            .cloned()
-            .collect()
+    fn doc() -> Value {
+        serde_json::from_slice(&document().unwrap()).unwrap()
     }
 
-    fn keys(v: &Value) -> BTreeSet<String> {
-        v.as_object().unwrap().keys().cloned().collect()
-    }
-
-    /// Each mirror documents exactly the fields its contract type puts on the wire.
-    #[test]
-    fn mirrors_match_the_contract() {
-        let doc: Value = serde_json::from_slice(&document().unwrap()).unwrap();
-        let now = Utc::now();
-        let user = User {
-            id: Uuid::nil(),
-            email: "a@b.c".into(),
-            name: "A".into(),
-            role: Role::User,
-            created_at: now,
-            updated_at: now,
-        };
-        let profile = UserProfile {
-            user: user.clone(),
-            order_stats: OrderStats::default(),
-        };
-        let item = OrderItem {
-            name: "P".into(),
-            price: Money::from_minor(100),
-            quantity: 1,
-            subtotal: Money::from_minor(100),
-        };
-        let order = Order {
-            id: Uuid::nil(),
-            user_id: Uuid::nil(),
-            items: vec![item.clone()],
-            total: Money::from_minor(100),
-            status: OrderStatus::Pending,
-            created_at: now,
-            updated_at: now,
-        };
-        let page = OrderPage {
-            orders: vec![],
-            next_cursor: None,
-            has_more: false,
-            limit: 20,
-        };
-        let token = TokenResponse {
-            access_token: "t".into(),
-            token_type: "Bearer".into(),
-            expires_in: 1,
-        };
-        for (name, value) in [
-            ("UserDoc", serde_json::to_value(&user).unwrap()),
-            ("ProfileDoc", serde_json::to_value(&profile).unwrap()),
-            (
-                "OrderStatsDoc",
-                serde_json::to_value(&profile.order_stats).unwrap(),
-            ),
-            ("OrderItemDoc", serde_json::to_value(&item).unwrap()),
-            ("OrderDoc", serde_json::to_value(&order).unwrap()),
-            ("OrderPageDoc", serde_json::to_value(&page).unwrap()),
-            ("TokenDoc", serde_json::to_value(&token).unwrap()),
-        ] {
-            assert_eq!(schema_keys(&doc, name), keys(&value), "{name}");
+    /// Resolves `$ref`s one level (enough for the component schemas).
+    fn schema<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+        match v["$ref"].as_str() {
+            Some(r) => doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("unresolved {r}")),
+            None => v,
         }
-        let statuses: Vec<Value> = OrderStatus::ALL
-            .iter()
-            .map(|s| serde_json::to_value(s).unwrap())
-            .collect();
-        assert_eq!(
-            doc["components"]["schemas"]["OrderStatusDoc"]["enum"],
-            Value::Array(statuses)
+    }
+
+    #[test]
+    fn the_rules_are_in_the_document() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let item = &schemas["NewItem"]["properties"];
+        let name = schema(&doc, &item["name"]);
+        assert!(
+            name["pattern"].as_str().unwrap().contains("{0,198}"),
+            "{name}"
         );
-        let codes: Vec<Value> = proto_msgs::ErrorCode::ALL
+        let quantity = schema(&doc, &item["quantity"]);
+        assert_eq!(
+            (quantity["minimum"].clone(), quantity["maximum"].clone()),
+            (1.into(), 10000.into())
+        );
+        let price = schema(&doc, &item["price"]);
+        assert_eq!(price["oneOf"][1]["maximum"], 1000000);
+        let items = schema(&doc, &schemas["CreateOrderRequest"]["properties"]["items"]);
+        assert_eq!(
+            (items["minItems"].clone(), items["maxItems"].clone()),
+            (1.into(), 100.into())
+        );
+        let password = schema(&doc, &schemas["RegisterRequest"]["properties"]["password"]);
+        assert_eq!(password["minLength"], 8);
+        assert_eq!(password["maxLength"], 72);
+        // A login does not tell the minimum of new passwords.
+        let login = schema(&doc, &schemas["LoginRequest"]["properties"]["password"]);
+        assert_eq!(login["minLength"], 1);
+        let status = schema(&doc, &schemas["Order"]["properties"]["status"]);
+        let statuses: Vec<Value> = proto_msgs::orders::OrderStatus::ALL
+            .iter()
+            .map(|s| Value::from(s.as_str()))
+            .collect();
+        assert_eq!(status["enum"], Value::Array(statuses));
+        let codes: Vec<Value> = ErrorCode::ALL
             .iter()
             .map(|c| Value::from(c.as_str()))
             .collect();
         assert_eq!(
-            doc["components"]["schemas"]["ErrorCodeDoc"]["enum"],
+            schemas["ErrorFieldsDoc"]["properties"]["code"]["enum"],
             Value::Array(codes)
         );
+        let params = doc["paths"]["/orders"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(limit["schema"]["maximum"], 100);
+        assert_eq!(limit["schema"]["default"], 20);
+        let user_params = doc["paths"]["/orders/user/{user_id}"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            user_params
+                .iter()
+                .filter(|p| p["name"] == "user_id")
+                .count(),
+            1
+        );
+        let update = &schemas["UpdateUserRequest"];
+        assert_eq!(update["then"]["required"], json!(["current_password"]));
+        let key = &doc["paths"]["/orders"]["post"]["parameters"][0];
+        assert_eq!(key["name"], "Idempotency-Key");
+        assert_eq!(
+            key["schema"]["pattern"],
+            proto_msgs::limits::idempotency_key_pattern()
+        );
+    }
+
+    /// The statuses the gateway produces itself are documented on every route concerned.
+    #[test]
+    fn gateway_statuses_are_documented() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let statuses: Vec<&str> = op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                let protected = op.get("security").is_some();
+                let body = op.get("requestBody").is_some();
+                let wanted: &[&str] = match (protected, body) {
+                    (true, true) => &["400", "401", "413", "415", "429", "500", "503", "504"],
+                    (true, false) => &["401", "429", "500", "503", "504"],
+                    (false, true) => &["400", "413", "415", "429", "500", "503", "504"],
+                    (false, false) => &[],
+                };
+                for status in wanted {
+                    assert!(
+                        statuses.contains(status),
+                        "{method} {path}: no {status} in {statuses:?}"
+                    );
+                }
+            }
+        }
     }
 }

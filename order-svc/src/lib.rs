@@ -6,8 +6,8 @@
 //! - [`config`]: settings from the environment (or `Config::for_tests`).
 //! - [`handlers`]: one file per RPC method (`orders.create`, `.get`, `.list`,
 //!   `.update_status`) and the server that routes to them.
-//! - [`domain`]: request parts that parse at the edge (order lines, list cursor,
-//!   single fields with precise error paths).
+//! - [`domain`]: the contract's self-validating request parts (order lines, list
+//!   cursor) as the service uses them.
 //! - [`db`]: the schema (migrations, run at start-up) and the SQL of orders and the
 //!   customers projection. Money is BIGINT cents.
 //! - [`events`]: `order.created` / `order.updated` for the outbox, and the consumer of

@@ -15,7 +15,9 @@
 //! - [`rpc`]: [`RpcClient`] (reply queue, correlation ids, deadlines, fail-fast) and
 //!   [`RpcServer`] (typed handlers, bounded concurrency, error replies, never requeues).
 //! - [`events`]: CloudEvents envelope, confirmed publisher, consumer with retries + DLQ.
-//! - [`users`], [`orders`]: request, reply and event types of each service.
+//! - [`users`], [`orders`]: request, reply and event types of each service, made of
+//!   newtypes that check their rules while being read; [`limits`]: the rules shared by
+//!   both (idempotency keys, text), each written once.
 //! - [`config`]: broker settings from the environment; [`trace`]: W3C `traceparent`;
 //!   [`telemetry`]: each hop's span tied to the trace it received.
 //!
@@ -29,6 +31,7 @@ pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod money;
 pub mod orders;
 pub mod rpc;

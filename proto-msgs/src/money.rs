@@ -2,7 +2,8 @@
 //!
 //! On the wire an amount is a decimal string with two places (`"200.30"`). Input may
 //! also be a JSON number: it is read through its shortest decimal form, so `100.1`
-//! means exactly 100.10 and `0.105` is refused instead of rounded.
+//! means exactly 100.10 and `0.105` is refused instead of rounded. No spaces around
+//! the digits, no exponent.
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -52,7 +53,7 @@ impl FromStr for Money {
     type Err = MoneyError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let s = text.trim();
+        let s = text;
         let (negative, digits) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s),
@@ -137,6 +138,22 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// How an amount is written in replies (JSON Schema, ECMA-262).
+pub const MONEY_PATTERN: &str = r"^-?[0-9]+\.[0-9]{2}$";
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::limits::schema::string("An exact amount: a decimal string with two places.")
+            .pattern(Some(MONEY_PATTERN))
+            .examples(["200.30"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Money {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +188,8 @@ mod tests {
             json!(null),
             json!(true),
             json!("99999999999999999999"),
+            json!(" 1.00"),
+            json!("1.00\n"),
         ] {
             assert!(m(bad.clone()).is_err(), "{bad}");
         }

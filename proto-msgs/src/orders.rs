@@ -2,7 +2,8 @@
 
 use crate::money::Money;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -22,7 +23,8 @@ pub mod methods {
 
 /// Order status. Legal moves: `PENDING → CONFIRMED → SHIPPED → DELIVERED`, and
 /// `PENDING | CONFIRMED → CANCELLED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// On the wire in capitals; read case-insensitively (`"shipped"` is `SHIPPED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OrderStatus {
     Pending,
@@ -76,7 +78,7 @@ impl FromStr for OrderStatus {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         OrderStatus::ALL
             .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 format!(
                     "unknown status {s:?} (expected one of PENDING, CONFIRMED, SHIPPED, DELIVERED, CANCELLED)"
@@ -85,34 +87,250 @@ impl FromStr for OrderStatus {
     }
 }
 
-/// One line of a new order. `price` is a decimal string or a JSON number with at most
-/// two decimal places.
+impl<'de> Deserialize<'de> for OrderStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// Longest item name, in characters after trimming.
+pub const ITEM_NAME_MAX_CHARS: usize = 200;
+/// Most lines in one order (at least one).
+pub const ITEMS_MAX: usize = 100;
+/// Largest quantity of one line (at least 1).
+pub const QUANTITY_MAX: i64 = 10_000;
+/// Highest unit price (prices are more than zero).
+pub const PRICE_MAX: Money = Money::from_minor(100_000_000);
+/// Page size of `orders.list` when none is given, and the largest allowed (at least 1).
+pub const PAGE_LIMIT_DEFAULT: u32 = 20;
+pub const PAGE_LIMIT_MAX: u32 = 100;
+/// Largest `offset` of `orders.list` (PostgreSQL's BIGINT).
+pub const OFFSET_MAX: u64 = i64::MAX as u64;
+
+/// The name of an order line: 1 to [`ITEM_NAME_MAX_CHARS`] characters after trimming,
+/// no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemName(String);
+
+impl ItemName {
+    pub fn parse(raw: &str) -> Result<ItemName, String> {
+        crate::limits::trimmed_text(raw, ITEM_NAME_MAX_CHARS).map(ItemName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+crate::limits::parsed_string!(ItemName);
+
+impl fmt::Display for ItemName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A unit price: more than zero and at most [`PRICE_MAX`]. Read as a decimal string or a
+/// JSON number with at most two decimal places (see [`Money`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Price(Money);
+
+impl Price {
+    pub fn new(amount: Money) -> Result<Price, String> {
+        if amount <= Money::ZERO || amount > PRICE_MAX {
+            return Err(format!(
+                "must be more than 0 and at most {PRICE_MAX}, not {amount}"
+            ));
+        }
+        Ok(Price(amount))
+    }
+
+    pub fn get(self) -> Money {
+        self.0
+    }
+
+    /// In minor units (cents).
+    pub fn minor(self) -> i64 {
+        self.0.minor()
+    }
+}
+
+impl Serialize for Price {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Price {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Price::new(Money::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+/// A price as a decimal string: what [`Price`] accepts, written as a pattern (positive,
+/// at most 1000000 and two significant decimal places; leading zeros and trailing
+/// zeros after the point are allowed, as [`Money`] reads them).
+pub const PRICE_STRING_PATTERN: &str =
+    r"^(?:0*[1-9][0-9]{0,5}(?:\.[0-9]{1,2}0*)?|0+\.(?:0[1-9]|[1-9][0-9]?)0*|0*1000000(?:\.0+)?)$";
+
+/// Reads a whole number also when written as a JSON float with no fraction (`2.0`,
+/// which JSON Schema counts as an integer), and, in query strings, from its digits.
+struct WholeNumber(&'static str);
+
+impl Visitor<'_> for WholeNumber {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
+            Ok(v as u64)
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(v), &self))
+        }
+    }
+}
+
+fn whole_number<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<u64, D::Error> {
+    d.deserialize_u64(WholeNumber(what))
+}
+
+/// The quantity of an order line: 1 to [`QUANTITY_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub fn new(n: i64) -> Result<Quantity, String> {
+        if !(1..=QUANTITY_MAX).contains(&n) {
+            return Err(format!(
+                "must be a whole number from 1 to {QUANTITY_MAX}, not {n}"
+            ));
+        }
+        Ok(Quantity(n))
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// For an `INTEGER` column; never fails (a quantity is at most [`QUANTITY_MAX`]).
+impl TryFrom<Quantity> for i32 {
+    type Error = std::num::TryFromIntError;
+    fn try_from(q: Quantity) -> Result<i32, Self::Error> {
+        i32::try_from(q.0)
+    }
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = whole_number(deserializer, "a whole number from 1 to 10000")?;
+        Quantity::new(i64::try_from(n).unwrap_or(i64::MAX)).map_err(de::Error::custom)
+    }
+}
+
+/// One line of a new order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewItem {
-    pub name: String,
-    pub price: Money,
-    pub quantity: i64,
+    pub name: ItemName,
+    pub price: Price,
+    pub quantity: Quantity,
+}
+
+impl NewItem {
+    /// `price × quantity`; cannot overflow within the bounds (10^8 × 10^4 cents).
+    pub fn subtotal(&self) -> Money {
+        Money::from_minor(self.price.minor().saturating_mul(self.quantity.get()))
+    }
+}
+
+/// The lines of a new order: 1 to [`ITEMS_MAX`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderLines(Vec<NewItem>);
+
+impl OrderLines {
+    pub fn new(items: Vec<NewItem>) -> Result<OrderLines, String> {
+        if items.is_empty() || items.len() > ITEMS_MAX {
+            return Err(format!(
+                "an order has 1 to {ITEMS_MAX} items, not {}",
+                items.len()
+            ));
+        }
+        Ok(OrderLines(items))
+    }
+
+    pub fn items(&self) -> &[NewItem] {
+        &self.0
+    }
+
+    /// The sum of the subtotals; cannot overflow within the bounds (100 × 10^12 cents).
+    pub fn total(&self) -> Money {
+        Money::from_minor(self.0.iter().map(|i| i.subtotal().minor()).sum())
+    }
+}
+
+impl Serialize for OrderLines {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderLines {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        OrderLines::new(Vec::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
 }
 
 /// `orders.create`. The owner is the actor; a `user_id` in the body is ignored.
 /// Header `x-idempotency-key` makes a retried create return the first order; the same
 /// key with different items is refused with `failed_precondition`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateOrderRequest {
-    pub items: Vec<NewItem>,
+    pub items: OrderLines,
 }
 
 /// One line of an order, with its subtotal (`price × quantity`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderItem {
+    #[cfg_attr(feature = "openapi", schema(example = "Product"))]
     pub name: String,
     pub price: Money,
+    #[cfg_attr(feature = "openapi", schema(example = 2))]
     pub quantity: i64,
     pub subtotal: Money,
 }
 
+impl NewItem {
+    /// The line as an order shows it.
+    pub fn to_order_item(&self) -> OrderItem {
+        OrderItem {
+            name: self.name.as_str().to_owned(),
+            price: self.price.get(),
+            quantity: self.quantity.get(),
+            subtotal: self.subtotal(),
+        }
+    }
+}
+
 /// An order as returned by every method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -129,29 +347,187 @@ pub struct GetOrderRequest {
     pub id: Uuid,
 }
 
-/// `orders.list`: the actor's orders, newest first. An admin may pass `user_id`.
-/// Page with `cursor` (from the previous page's `next_cursor`) or `offset`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ListOrdersRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<OrderStatus>,
-    /// 1..=100, default 20.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
+/// A page size of `orders.list`: 1 to [`PAGE_LIMIT_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit(u32);
+
+impl PageLimit {
+    pub const DEFAULT: PageLimit = PageLimit(PAGE_LIMIT_DEFAULT);
+
+    pub fn new(n: u64) -> Result<PageLimit, String> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=PAGE_LIMIT_MAX).contains(&n) => Ok(PageLimit(n)),
+            _ => Err(format!("must be 1 to {PAGE_LIMIT_MAX}, not {n}")),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
 }
 
-/// Default and largest page size of `orders.list`.
-pub const DEFAULT_PAGE: u32 = 20;
-pub const MAX_PAGE: u32 = 100;
+impl Serialize for PageLimit {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PageLimit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = whole_number(deserializer, "a whole number from 1 to 100")?;
+        PageLimit::new(n).map_err(de::Error::custom)
+    }
+}
+
+/// How many orders to skip: 0 to [`OFFSET_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageOffset(u64);
+
+impl PageOffset {
+    pub fn new(n: u64) -> Result<PageOffset, String> {
+        if n > OFFSET_MAX {
+            return Err(format!("must be at most {OFFSET_MAX}, not {n}"));
+        }
+        Ok(PageOffset(n))
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl Serialize for PageOffset {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PageOffset {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = whole_number(deserializer, "a whole number, 0 or more")?;
+        PageOffset::new(n).map_err(de::Error::custom)
+    }
+}
+
+/// Where the next page of `orders.list` starts: strictly after the order at this
+/// position in (created_at, id) descending. Written `v1.<created_at in µs>.<id as 32
+/// hex digits>`; callers treat it as opaque and pass `next_cursor` back unchanged.
+/// The position does not depend on the filters, so a cursor stays correct for the same
+/// query; with other filters it continues from that point in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Version tag of the cursor format.
+const CURSOR_VERSION: &str = "v1";
+/// Most digits of the timestamp of a cursor (µs since 1970: beyond the year 5000).
+const CURSOR_MICROS_DIGITS: usize = 17;
+
+impl PageCursor {
+    /// `created_at` is kept in microseconds: PostgreSQL's precision, so the position
+    /// compares equal to the stored row. Times before 1970 cannot be cursors.
+    pub fn encode(&self) -> String {
+        format!(
+            "{CURSOR_VERSION}.{}.{}",
+            self.created_at.timestamp_micros().max(0),
+            self.id.simple()
+        )
+    }
+
+    pub fn parse(text: &str) -> Result<PageCursor, String> {
+        let bad = || {
+            "is not a cursor of this service; pass the next_cursor of a previous page unchanged"
+                .to_owned()
+        };
+        let mut parts = text.split('.');
+        let (Some(CURSOR_VERSION), Some(micros), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let digits = |s: &str, max: usize, ok: fn(u8) -> bool| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(ok)
+        };
+        if !digits(micros, CURSOR_MICROS_DIGITS, |b| b.is_ascii_digit())
+            || !digits(id, 32, |b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            || id.len() != 32
+        {
+            return Err(bad());
+        }
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        Ok(PageCursor {
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+            id: Uuid::parse_str(id).map_err(|_| bad())?,
+        })
+    }
+
+    /// [`PageCursor::parse`] as a pattern; the empty string (a blank form field) means
+    /// the first page.
+    pub fn pattern() -> String {
+        format!("^(?:{CURSOR_VERSION}\\.[0-9]{{1,{CURSOR_MICROS_DIGITS}}}\\.[0-9a-f]{{32}})?$")
+    }
+}
+
+impl Serialize for PageCursor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.encode())
+    }
+}
+
+impl<'de> Deserialize<'de> for PageCursor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        PageCursor::parse(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+/// `null`, absent and `""` are no cursor (the first page).
+fn optional_cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PageCursor>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => PageCursor::parse(&text)
+            .map(Some)
+            .map_err(de::Error::custom),
+    }
+}
+
+/// `orders.list`: the actor's orders, newest first. An admin may pass `user_id`.
+/// Page with `cursor` (from the previous page's `next_cursor`) or `offset`, not both.
+/// Also the query of `GET /orders`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ListOrdersRequest {
+    /// Admins only: another user's orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+    /// Only orders with this status (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(inline))]
+    pub status: Option<OrderStatus>,
+    /// Page size, 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(inline))]
+    pub limit: Option<PageLimit>,
+    /// The `next_cursor` of the previous page (not with `offset`).
+    #[serde(
+        default,
+        deserialize_with = "optional_cursor",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", param(inline))]
+    pub cursor: Option<PageCursor>,
+    /// Orders to skip (instead of `cursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(inline))]
+    pub offset: Option<PageOffset>,
+}
 
 /// Reply of `orders.list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderPage {
     pub orders: Vec<Order>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
@@ -164,6 +540,15 @@ pub struct OrderPage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpdateStatusRequest {
     pub id: Uuid,
+    pub status: OrderStatus,
+}
+
+/// The change `orders.update_status` asks for, without the order: the body of
+/// `PATCH /orders/{id}/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewStatus {
+    /// The new status (case-insensitive).
     pub status: OrderStatus,
 }
 
@@ -187,6 +572,117 @@ pub struct OrderUpdated {
     pub new_status: OrderStatus,
     pub total: Money,
     pub updated_at: DateTime<Utc>,
+}
+
+/// JSON Schemas of the field types, with the rules above (feature `openapi`).
+#[cfg(feature = "openapi")]
+mod openapi {
+    use super::*;
+    use crate::limits::schema::{integer, string, string_enum};
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    impl PartialSchema for OrderStatus {
+        fn schema() -> RefOr<Schema> {
+            string_enum(
+                "`PENDING → CONFIRMED → SHIPPED → DELIVERED`, and `PENDING | CONFIRMED → \
+                 CANCELLED`. Sent in capitals; read case-insensitively.",
+                OrderStatus::ALL.iter().map(|s| s.as_str()),
+            )
+        }
+    }
+    impl ToSchema for OrderStatus {}
+
+    impl PartialSchema for ItemName {
+        fn schema() -> RefOr<Schema> {
+            string(&format!(
+                "1 to {ITEM_NAME_MAX_CHARS} characters once surrounding whitespace is dropped, \
+                 no control characters."
+            ))
+            .pattern(Some(crate::limits::trimmed_text_pattern(
+                ITEM_NAME_MAX_CHARS,
+            )))
+            .examples(["Product"])
+            .into()
+        }
+    }
+    impl ToSchema for ItemName {}
+
+    impl PartialSchema for Price {
+        fn schema() -> RefOr<Schema> {
+            let max = PRICE_MAX.minor() / 100;
+            OneOfBuilder::new()
+                .description(Some(format!(
+                    "A unit price, more than 0 and at most {PRICE_MAX}, with at most two \
+                     decimal places: a decimal string or a JSON number."
+                )))
+                .item(string("A decimal string.").pattern(Some(PRICE_STRING_PATTERN)))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .exclusive_minimum(Some(0))
+                        .maximum(Some(max))
+                        .multiple_of(Some(0.01)),
+                )
+                .examples(["100.00"])
+                .into()
+        }
+    }
+    impl ToSchema for Price {}
+
+    impl PartialSchema for Quantity {
+        fn schema() -> RefOr<Schema> {
+            integer("How many.", 1, QUANTITY_MAX).examples([2]).into()
+        }
+    }
+    impl ToSchema for Quantity {}
+
+    impl PartialSchema for OrderLines {
+        fn schema() -> RefOr<Schema> {
+            ArrayBuilder::new()
+                .items(NewItem::schema())
+                .min_items(Some(1))
+                .max_items(Some(ITEMS_MAX))
+                .description(Some(format!("1 to {ITEMS_MAX} lines.")))
+                .into()
+        }
+    }
+    impl ToSchema for OrderLines {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((NewItem::name().into(), NewItem::schema()));
+            <NewItem as ToSchema>::schemas(schemas);
+        }
+    }
+
+    impl PartialSchema for PageLimit {
+        fn schema() -> RefOr<Schema> {
+            integer(
+                &format!("1 to {PAGE_LIMIT_MAX}, default {PAGE_LIMIT_DEFAULT}."),
+                1,
+                i64::from(PAGE_LIMIT_MAX),
+            )
+            .default(Some(PAGE_LIMIT_DEFAULT.into()))
+            .into()
+        }
+    }
+    impl ToSchema for PageLimit {}
+
+    impl PartialSchema for PageOffset {
+        fn schema() -> RefOr<Schema> {
+            integer("Orders to skip.", 0, i64::MAX).into()
+        }
+    }
+    impl ToSchema for PageOffset {}
+
+    impl PartialSchema for PageCursor {
+        fn schema() -> RefOr<Schema> {
+            string("The `next_cursor` of the previous page, unchanged; empty: the first page.")
+                .pattern(Some(PageCursor::pattern()))
+                .into()
+        }
+    }
+    impl ToSchema for PageCursor {}
 }
 
 #[cfg(test)]
@@ -224,6 +720,190 @@ mod tests {
             "items": [{"name": "Product", "price": 100, "quantity": 2}]
         }))
         .unwrap();
-        assert_eq!(req.items[0].price.minor(), 10000);
+        assert_eq!(req.items.items()[0].price.minor(), 10000);
+    }
+
+    fn path_of(body: serde_json::Value) -> String {
+        let err = serde_path_to_error::deserialize::<_, CreateOrderRequest>(body).unwrap_err();
+        err.path().to_string()
+    }
+
+    fn item(
+        name: serde_json::Value,
+        price: serde_json::Value,
+        qty: serde_json::Value,
+    ) -> serde_json::Value {
+        json!({"name": name, "price": price, "quantity": qty})
+    }
+
+    #[test]
+    fn totals_are_exact_and_bounds_inclusive() {
+        let req: CreateOrderRequest = serde_json::from_value(json!({"items": [
+            {"name": "  Pen ", "price": 0.1, "quantity": 3},
+            {"name": "Book", "price": "100", "quantity": 2.0},
+        ]}))
+        .unwrap();
+        assert_eq!(req.items.total().to_string(), "200.30");
+        assert_eq!(req.items.items()[0].name.as_str(), "Pen");
+        let max = item(
+            json!("é".repeat(ITEM_NAME_MAX_CHARS)),
+            json!(1000000),
+            json!(10000),
+        );
+        let req: CreateOrderRequest =
+            serde_json::from_value(json!({"items": vec![max; ITEMS_MAX]})).unwrap();
+        assert_eq!(req.items.total().minor(), 100 * 100_000_000 * 10_000);
+    }
+
+    #[test]
+    fn every_problem_names_its_path() {
+        let ok = || item(json!("x"), json!("1.00"), json!(1));
+        assert_eq!(path_of(json!({"items": []})), "items");
+        assert_eq!(path_of(json!({"items": "lots"})), "items");
+        assert_eq!(
+            path_of(json!({"items": vec![ok(); ITEMS_MAX + 1]})),
+            "items"
+        );
+        assert_eq!(path_of(json!({"items": [ok(), 5]})), "items[1]");
+        assert_eq!(
+            path_of(json!({"items": [ok(), {"price": 1, "quantity": 1}]})),
+            "items[1]"
+        );
+        for (bad, field) in [
+            (item(json!("   "), json!(1), json!(1)), "name"),
+            (item(json!("x".repeat(201)), json!(1), json!(1)), "name"),
+            (item(json!("a\u{7}b"), json!(1), json!(1)), "name"),
+            (item(json!(7), json!(1), json!(1)), "name"),
+            (item(json!("x"), json!(0), json!(1)), "price"),
+            (item(json!("x"), json!("-1"), json!(1)), "price"),
+            (item(json!("x"), json!("0.105"), json!(1)), "price"),
+            (item(json!("x"), json!(0.105), json!(1)), "price"),
+            (item(json!("x"), json!("1000000.01"), json!(1)), "price"),
+            (item(json!("x"), json!("abc"), json!(1)), "price"),
+            (item(json!("x"), json!(null), json!(1)), "price"),
+            (item(json!("x"), json!(1), json!(0)), "quantity"),
+            (item(json!("x"), json!(1), json!(10001)), "quantity"),
+            (item(json!("x"), json!(1), json!(1.5)), "quantity"),
+            (item(json!("x"), json!(1), json!(-2)), "quantity"),
+            (item(json!("x"), json!(1), json!("2")), "quantity"),
+        ] {
+            assert_eq!(
+                path_of(json!({"items": [ok(), ok(), bad.clone()]})),
+                format!("items[2].{field}"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_price_pattern_is_the_price_rule() {
+        let re = regex::Regex::new(PRICE_STRING_PATTERN).unwrap();
+        let rule = |s: &str| {
+            s.parse::<Money>()
+                .ok()
+                .and_then(|m| Price::new(m).ok())
+                .is_some()
+        };
+        for text in [
+            "1",
+            "0.01",
+            "0.1",
+            "0.10",
+            "0.100",
+            "19.99",
+            "100",
+            "0001.5",
+            "999999.99",
+            "1000000",
+            "1000000.00",
+            "1000000.000",
+            "5.",
+            ".5",
+            "0",
+            "0.00",
+            "000",
+            "-1",
+            "0.105",
+            "1000000.01",
+            "1000001",
+            "1e3",
+            " 1",
+            "1 ",
+            "abc",
+            "",
+            "12345678",
+            "0.001",
+            "00.01",
+            "0.09",
+            "0.90",
+            "1.990",
+            "10.0000",
+        ] {
+            assert_eq!(re.is_match(text), rule(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        let c = PageCursor {
+            created_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
+            id: Uuid::new_v4(),
+        };
+        let text = c.encode();
+        let re = regex::Regex::new(&PageCursor::pattern()).unwrap();
+        assert!(re.is_match(&text), "{text}");
+        assert_eq!(PageCursor::parse(&text), Ok(c));
+        let id = Uuid::from_u128(0xabcdef00_1234_5678_9abc_def012345678)
+            .simple()
+            .to_string();
+        for bad in [
+            "".to_owned(),
+            "!!!".to_owned(),
+            "v2.1.".to_owned() + &id,
+            format!("v1.1.{id}.x"),
+            format!("v1..{id}"),
+            format!("v1.-1.{id}"),
+            format!("v1.1.{}", id.to_uppercase()),
+            format!("v1.123456789012345678.{id}"),
+            format!("v1.1.{}", &id[1..]),
+            "djE6MTIz".to_owned(),
+        ] {
+            assert!(PageCursor::parse(&bad).is_err(), "{bad}");
+            assert_eq!(re.is_match(&bad), bad.is_empty(), "{bad}");
+        }
+        assert!(PageCursor::parse(&format!("v1.99999999999999999.{id}")).is_ok());
+    }
+
+    #[test]
+    fn list_requests_are_checked_while_reading() {
+        let req: ListOrdersRequest =
+            serde_json::from_value(json!({"limit": 5, "cursor": "", "status": "shipped"})).unwrap();
+        assert_eq!(req.limit, Some(PageLimit::new(5).unwrap()));
+        assert!(req.cursor.is_none());
+        assert_eq!(req.status, Some(OrderStatus::Shipped));
+        for bad in [
+            json!({"limit": 0}),
+            json!({"limit": 101}),
+            json!({"limit": -1}),
+            json!({"limit": "5"}),
+            json!({"offset": -3}),
+            json!({"offset": 9223372036854775808u64}),
+            json!({"cursor": "x"}),
+            json!({"status": " SHIPPED"}),
+            json!({"user_id": "me"}),
+        ] {
+            let err =
+                serde_path_to_error::deserialize::<_, ListOrdersRequest>(bad.clone()).unwrap_err();
+            let field = bad.as_object().unwrap().keys().next().unwrap().clone();
+            assert_eq!(err.path().to_string(), field, "{bad}");
+        }
+        // The same type reads a query string (the gateway's `GET /orders`).
+        let q: ListOrdersRequest =
+            serde_urlencoded::from_str("limit=7&offset=3&status=pending&cursor=").unwrap();
+        assert_eq!(
+            (q.limit.map(PageLimit::get), q.offset.map(PageOffset::get)),
+            (Some(7), Some(3))
+        );
+        assert!(serde_urlencoded::from_str::<ListOrdersRequest>("limit=1000").is_err());
     }
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 /// Service name: queue `users.rpc`, methods `users.*`, inbox `users.events`.
 pub const SERVICE: &str = "users";
@@ -22,28 +23,243 @@ pub mod methods {
     pub const METRICS: &str = "users.sys.metrics";
 }
 
+/// Longest email address (RFC 5321's limit on a path), after trimming.
+pub const EMAIL_MAX_LEN: usize = 254;
+/// Longest part of an email address before the `@`.
+pub const EMAIL_LOCAL_MAX_LEN: usize = 64;
+/// Longest label of the domain of an email address (RFC 1035).
+pub const EMAIL_DOMAIN_LABEL_MAX_LEN: usize = 63;
+/// Longest display name, in characters after trimming.
+pub const NAME_MAX_CHARS: usize = 100;
+/// Shortest new password, in bytes (UTF-8). Checked when a password is set, never at
+/// login (a login says only "incorrect").
+pub const PASSWORD_MIN_BYTES: usize = 8;
+/// Longest password, in bytes (UTF-8): bcrypt reads no more, and a longer one is
+/// refused rather than silently cut.
+pub const PASSWORD_MAX_BYTES: usize = 72;
+
+/// A syntactically valid email address, trimmed and lower-cased: two spellings of one
+/// address are one account. The local part is a dot-atom (RFC 5322) of at most
+/// [`EMAIL_LOCAL_MAX_LEN`] characters; the domain has at least two labels of letters,
+/// digits and inner hyphens; at most [`EMAIL_MAX_LEN`] characters in all.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > EMAIL_MAX_LEN {
+            return Err(format!("must be at most {EMAIL_MAX_LEN} characters long"));
+        }
+        let Some((local, domain)) = s.split_once('@') else {
+            return Err("must look like name@example.com".into());
+        };
+        if local.is_empty() || local.len() > EMAIL_LOCAL_MAX_LEN || !valid_local(local) {
+            return Err(format!(
+                "must have before the @ 1 to {EMAIL_LOCAL_MAX_LEN} letters, digits or !#$%&'*+/=?^_`{{|}}~- in dot-separated runs"
+            ));
+        }
+        if !valid_domain(domain) {
+            return Err("must have after the @ a domain like example.com".into());
+        }
+        Ok(Email(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Dot-atom of RFC 5322: atext runs separated by single dots.
+fn valid_local(local: &str) -> bool {
+    const SPECIALS: &[u8] = b"!#$%&'*+/=?^_`{|}~-";
+    local.split('.').all(|atom| {
+        !atom.is_empty()
+            && atom
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || SPECIALS.contains(&b))
+    })
+}
+
+/// At least two labels of letters, digits and inner hyphens.
+fn valid_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= EMAIL_DOMAIN_LABEL_MAX_LEN
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+crate::limits::parsed_string!(Email);
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({})", self.0)
+    }
+}
+
+/// A display name: 1 to [`NAME_MAX_CHARS`] characters after trimming, no control
+/// characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(raw: &str) -> Result<UserName, String> {
+        crate::limits::trimmed_text(raw, NAME_MAX_CHARS).map(UserName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+crate::limits::parsed_string!(UserName);
+
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserName({})", self.0)
+    }
+}
+
+/// A password being set (register, change): [`PASSWORD_MIN_BYTES`] to
+/// [`PASSWORD_MAX_BYTES`] bytes, no NUL, kept as typed (no trimming), wiped from memory
+/// when dropped, never printed.
+#[derive(Clone)]
+pub struct NewPassword(Zeroizing<String>);
+
+impl NewPassword {
+    pub fn parse(raw: &str) -> Result<NewPassword, String> {
+        let len = raw.len();
+        if len < PASSWORD_MIN_BYTES {
+            return Err(format!("must be at least {PASSWORD_MIN_BYTES} bytes long"));
+        }
+        if len > PASSWORD_MAX_BYTES {
+            return Err(format!(
+                "must be at most {PASSWORD_MAX_BYTES} bytes long (bcrypt's limit; this one is {len} bytes, and we refuse rather than silently ignore the rest)"
+            ));
+        }
+        // Many bcrypt implementations stop at a NUL byte; refusing it keeps hashes
+        // portable and the 72-byte case exact.
+        if raw.contains('\0') {
+            return Err("must not contain NUL characters".into());
+        }
+        Ok(NewPassword(Zeroizing::new(raw.to_owned())))
+    }
+
+    /// [`parse`](Self::parse) for a password from elsewhere (a setting): the error
+    /// starts with `field`.
+    pub fn parse_field(field: &str, raw: &str) -> Result<NewPassword, String> {
+        Self::parse(raw).map_err(|e| format!("{field}: {e}"))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password given to be checked (login, `current_password`): 1 to
+/// [`PASSWORD_MAX_BYTES`] bytes, anything else goes. The minimum length of new
+/// passwords is not checked here: a login never tells more than "incorrect".
+#[derive(Clone)]
+pub struct PasswordAttempt(Zeroizing<String>);
+
+impl PasswordAttempt {
+    pub fn parse(raw: &str) -> Result<PasswordAttempt, String> {
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.len() > PASSWORD_MAX_BYTES {
+            return Err(format!(
+                "must be at most {PASSWORD_MAX_BYTES} bytes long (bcrypt's limit)"
+            ));
+        }
+        Ok(PasswordAttempt(Zeroizing::new(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+crate::limits::parsed_string!(NewPassword);
+crate::limits::parsed_string!(PasswordAttempt);
+
+// Passwords never reach a log line through Debug (nor Display: `***`).
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
+impl fmt::Debug for PasswordAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordAttempt(***)")
+    }
+}
+
 /// `users.register`. Unknown fields (such as `role`) are ignored.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
-    pub email: String,
-    pub password: String,
-    pub name: String,
+    pub email: Email,
+    pub password: NewPassword,
+    pub name: UserName,
 }
 
 /// `users.login`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
+    pub email: Email,
+    pub password: PasswordAttempt,
 }
 
 /// Reply of `users.login`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
+    /// An EdDSA-signed JWT (claims `sub`, `role`, `iat`, `exp`, `iss`, `aud`).
     pub access_token: String,
     /// Always `"Bearer"`.
+    #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: String,
     /// Seconds until the token expires.
+    #[cfg_attr(feature = "openapi", schema(example = 3600))]
     pub expires_in: u64,
 }
 
@@ -57,23 +273,30 @@ pub struct GetUserRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Empty {}
 
-/// `users.update` for the actor. Changing the password needs `current_password`.
-#[derive(Clone, Default, Serialize, Deserialize)]
+/// `users.update` for the actor: any subset. A new `password` needs
+/// `current_password` (else `invalid_argument`, field `current_password`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<UserName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<NewPassword>,
+    /// Needed with `password`; a wrong one is `permission_denied`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_password: Option<String>,
+    pub current_password: Option<PasswordAttempt>,
 }
 
 /// A user as others may see it: never the password hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(example = "ada@example.com"))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(example = "Ada Lovelace"))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::role_schema))]
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -81,6 +304,7 @@ pub struct User {
 
 /// Per-user order statistics, built by user-svc from order events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderStats {
     /// Orders placed (cancelled ones included).
     pub order_count: i64,
@@ -99,8 +323,9 @@ impl Default for OrderStats {
     }
 }
 
-/// Reply of `users.me`, `users.get` and `users.update`.
+/// Reply of `users.me`, `users.get` and `users.update`: the user with order statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserProfile {
     #[serde(flatten)]
     pub user: User,
@@ -157,36 +382,81 @@ pub struct UserUpdated {
     pub updated_at: DateTime<Utc>,
 }
 
-// Passwords never reach a log line through Debug.
-impl fmt::Debug for RegisterRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegisterRequest")
-            .field("email", &self.email)
-            .field("password", &"***")
-            .field("name", &self.name)
-            .finish()
-    }
-}
+/// JSON Schemas of the field types, with the rules above (feature `openapi`).
+#[cfg(feature = "openapi")]
+mod openapi {
+    use super::*;
+    use crate::limits::schema::{string, string_enum};
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
+    use utoipa::{PartialSchema, ToSchema};
 
-impl fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("email", &self.email)
-            .field("password", &"***")
-            .finish()
+    impl PartialSchema for Email {
+        fn schema() -> RefOr<Schema> {
+            string(&format!(
+                "An email address; surrounding whitespace is dropped and it is compared in lower case. \
+                 Before the @ a dot-atom of at most {EMAIL_LOCAL_MAX_LEN} characters, after it a domain \
+                 of two or more labels (letters, digits, inner hyphens; at most \
+                 {EMAIL_DOMAIN_LABEL_MAX_LEN} each)."
+            ))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(EMAIL_MAX_LEN))
+            .examples(["ada@example.com"])
+            .into()
+        }
     }
-}
+    impl ToSchema for Email {}
 
-impl fmt::Debug for UpdateUserRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpdateUserRequest")
-            .field("name", &self.name)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field(
-                "current_password",
-                &self.current_password.as_ref().map(|_| "***"),
-            )
-            .finish()
+    impl PartialSchema for UserName {
+        fn schema() -> RefOr<Schema> {
+            string(&format!(
+                "A display name: 1 to {NAME_MAX_CHARS} characters once surrounding whitespace is \
+                 dropped, no control characters."
+            ))
+            .pattern(Some(crate::limits::trimmed_text_pattern(NAME_MAX_CHARS)))
+            .examples(["Ada Lovelace"])
+            .into()
+        }
+    }
+    impl ToSchema for UserName {}
+
+    impl PartialSchema for NewPassword {
+        fn schema() -> RefOr<Schema> {
+            string(&format!(
+                "A new password: {PASSWORD_MIN_BYTES} to {PASSWORD_MAX_BYTES} bytes in UTF-8 \
+                 (bcrypt's limit; longer is refused, never cut), no NUL, taken as typed. \
+                 The lengths here are exact for ASCII; a non-ASCII character counts 2 to 4 bytes."
+            ))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .min_length(Some(PASSWORD_MIN_BYTES))
+            .max_length(Some(PASSWORD_MAX_BYTES))
+            .pattern(Some("^[^\\u0000]*$"))
+            .examples(["correct horse battery"])
+            .into()
+        }
+    }
+    impl ToSchema for NewPassword {}
+
+    impl PartialSchema for PasswordAttempt {
+        fn schema() -> RefOr<Schema> {
+            string(&format!(
+                "A password to check: 1 to {PASSWORD_MAX_BYTES} bytes in UTF-8 (exact for ASCII)."
+            ))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .min_length(Some(1))
+            .max_length(Some(PASSWORD_MAX_BYTES))
+            .examples(["correct horse battery"])
+            .into()
+        }
+    }
+    impl ToSchema for PasswordAttempt {}
+
+    /// `Role` (in [`crate::context`]) as a schema.
+    pub fn role_schema() -> RefOr<Schema> {
+        string_enum(
+            "Only user-svc decides roles.",
+            [Role::User.as_str(), Role::Admin.as_str()],
+        )
     }
 }
 
@@ -202,6 +472,105 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{req:?}").contains("secret123"));
+        assert_eq!(serde_json::to_value(&req).unwrap()["password"], "secret123");
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        let e = |s: &str| Email::parse(s).map(Email::into_inner);
+        assert_eq!(e("  Ada@Example.COM\t").unwrap(), "ada@example.com");
+        assert_eq!(
+            e("a.b+tag@sub.example.co").unwrap(),
+            "a.b+tag@sub.example.co"
+        );
+        for bad in [
+            "",
+            "   ",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@exa mple.com",
+            ".ada@example.com",
+            "ada.@example.com",
+            "a..da@example.com",
+            "ada@-example.com",
+            "ada@example..com",
+            "ada@exam_ple.com",
+            "ädä@example.com",
+            "ada@example.com\n.x",
+        ] {
+            assert!(e(bad).is_err(), "{bad:?}");
+        }
+        assert!(e(&format!("{}@example.com", "a".repeat(65))).is_err());
+        assert!(e(&format!("a@{}.com", "b".repeat(260))).is_err());
+        assert!(e(&format!("a@{}.com", "b".repeat(64))).is_err());
+        assert!(e(&format!("{}@{}.com", "a".repeat(64), "b".repeat(63))).is_ok());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_counted_in_characters() {
+        assert_eq!(
+            UserName::parse("  Ada Lovelace ").unwrap().as_str(),
+            "Ada Lovelace"
+        );
+        assert!(UserName::parse("   ").is_err());
+        assert!(UserName::parse(&"é".repeat(100)).is_ok());
+        assert!(UserName::parse(&"é".repeat(101)).is_err());
+        assert!(UserName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn password_lengths_are_counted_in_bytes() {
+        assert!(NewPassword::parse("1234567").is_err());
+        assert!(NewPassword::parse("12345678").is_ok());
+        assert!(NewPassword::parse(&"x".repeat(72)).is_ok());
+        let err = NewPassword::parse(&"x".repeat(73)).unwrap_err();
+        assert!(err.contains("72 bytes") && err.contains("bcrypt"), "{err}");
+        // 24 three-byte characters are 72 bytes; 25 are 75.
+        assert!(NewPassword::parse(&"€".repeat(24)).is_ok());
+        assert!(NewPassword::parse(&"€".repeat(25)).is_err());
+        assert!(NewPassword::parse("pass\0word").is_err());
+        assert_eq!(
+            NewPassword::parse(" spaced  ").unwrap().expose(),
+            " spaced  "
+        );
+        assert_eq!(
+            format!("{:?}", NewPassword::parse("secret123").unwrap()),
+            "NewPassword(***)"
+        );
+        assert!(
+            NewPassword::parse_field("ADMIN_PASSWORD", "x")
+                .unwrap_err()
+                .starts_with("ADMIN_PASSWORD")
+        );
+        // A login takes any non-empty password up to the bcrypt limit.
+        assert!(PasswordAttempt::parse("x").is_ok());
+        assert!(PasswordAttempt::parse("").is_err());
+        assert!(PasswordAttempt::parse(&"x".repeat(73)).is_err());
+        assert_eq!(
+            format!("{:?}", PasswordAttempt::parse("hunter2").unwrap()),
+            "PasswordAttempt(***)"
+        );
+    }
+
+    #[test]
+    fn a_bad_field_is_refused_while_reading() {
+        let err = serde_json::from_value::<RegisterRequest>(
+            json!({"email": "a@b.co", "password": "short", "name": "A"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 8 bytes"), "{err}");
+        let upd: UpdateUserRequest = serde_json::from_value(json!({"name": " B "})).unwrap();
+        assert_eq!(upd.name.unwrap().as_str(), "B");
+        assert!(
+            serde_json::from_value::<UpdateUserRequest>(json!({"name": null}))
+                .unwrap()
+                .name
+                .is_none()
+        );
     }
 
     #[test]

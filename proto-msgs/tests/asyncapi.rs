@@ -316,6 +316,71 @@ fn schemas_have_the_fields_the_code_sends() {
     );
 }
 
+/// The rules in the schemas are the contract types' own: the same limits and patterns.
+#[test]
+fn schema_rules_are_the_code_s() {
+    use proto_msgs::limits;
+    let doc = doc();
+    let schemas = &doc["components"]["schemas"];
+    let prop = |schema: &str, field: &str| {
+        let v = &schemas[schema]["properties"][field];
+        match v["$ref"].as_str() {
+            Some(r) => resolve(&doc, r).unwrap().clone(),
+            None => v.clone(),
+        }
+    };
+    let password = &schemas["NewPassword"];
+    assert_eq!(password["minLength"], json!(users::PASSWORD_MIN_BYTES));
+    assert_eq!(password["maxLength"], json!(users::PASSWORD_MAX_BYTES));
+    assert_eq!(schemas["PasswordAttempt"]["minLength"], json!(1));
+    assert_eq!(
+        schemas["PasswordAttempt"]["maxLength"],
+        json!(users::PASSWORD_MAX_BYTES)
+    );
+    assert_eq!(schemas["Email"]["maxLength"], json!(users::EMAIL_MAX_LEN));
+    assert_eq!(
+        schemas["UserName"]["pattern"],
+        json!(limits::trimmed_text_pattern(users::NAME_MAX_CHARS))
+    );
+    assert_eq!(
+        prop("NewItem", "name")["pattern"],
+        json!(limits::trimmed_text_pattern(orders::ITEM_NAME_MAX_CHARS))
+    );
+    assert_eq!(
+        prop("NewItem", "quantity")["maximum"],
+        json!(orders::QUANTITY_MAX)
+    );
+    let price = &schemas["PriceInput"]["oneOf"];
+    assert_eq!(price[0]["pattern"], json!(orders::PRICE_STRING_PATTERN));
+    assert_eq!(price[1]["maximum"], json!(orders::PRICE_MAX.minor() / 100));
+    let items = prop("CreateOrderRequest", "items");
+    assert_eq!(items["maxItems"], json!(orders::ITEMS_MAX));
+    assert_eq!(
+        prop("ListOrdersRequest", "limit")["maximum"],
+        json!(orders::PAGE_LIMIT_MAX)
+    );
+    assert_eq!(
+        prop("ListOrdersRequest", "limit")["default"],
+        json!(orders::PAGE_LIMIT_DEFAULT)
+    );
+    assert_eq!(
+        prop("ListOrdersRequest", "offset")["maximum"],
+        json!(orders::OFFSET_MAX)
+    );
+    assert_eq!(
+        prop("ListOrdersRequest", "cursor")["pattern"],
+        json!(orders::PageCursor::pattern())
+    );
+    assert_eq!(
+        schemas["RpcRequestHeaders"]["properties"]["x-idempotency-key"]["pattern"],
+        json!(limits::idempotency_key_pattern())
+    );
+    assert_eq!(
+        schemas["Money"]["pattern"],
+        json!(proto_msgs::money::MONEY_PATTERN)
+    );
+}
+
 /// Serialize a value of any contract type to JSON.
 mod erased {
     pub trait Ser {

@@ -2,7 +2,7 @@
 //! service answers its `sys.health` within the health timeout).
 
 use crate::error::{ApiError, Rendered};
-use crate::openapi::{ErrorDoc, HealthDoc, ReadyDoc};
+use crate::openapi::{HealthDoc, PublicErrors, ReadyDoc};
 use crate::routes::Bus;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -27,7 +27,7 @@ pub async fn live() -> HttpResponse {
     responses(
         (status = 200, description = "Ready: every dependency answered", body = ReadyDoc),
         (status = 503, description = "A dependency is down (same report, plus `error`)", body = ReadyDoc),
-        (status = 429, description = "Too many requests from this address", body = ErrorDoc),
+        PublicErrors,
     )
 )]
 pub async fn ready(bus: Bus, state: web::Data<AppState>) -> HttpResponse {

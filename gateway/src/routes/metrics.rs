@@ -2,7 +2,7 @@
 //! `/metrics/orders`: each service's, fetched over the bus (services have no port).
 
 use crate::error::ApiError;
-use crate::openapi::ErrorDoc;
+use crate::openapi::{ErrorDoc, PublicErrors};
 use crate::routes::Bus;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
@@ -13,8 +13,10 @@ use proto_msgs::{orders, users};
 /// The gateway's metrics.
 #[utoipa::path(
     get, path = "/metrics", tag = "metrics",
-    responses((status = 200, description = "Prometheus text exposition", body = String,
-               content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        PublicErrors,
+    )
 )]
 pub async fn gateway(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -27,7 +29,9 @@ pub async fn gateway(state: web::Data<AppState>) -> HttpResponse {
     get, path = "/metrics/users", tag = "metrics",
     responses(
         (status = 200, description = "Prometheus text of user-svc", body = String, content_type = "text/plain"),
+        (status = 500, description = "user-svc sent metrics we cannot read", body = ErrorDoc),
         (status = 503, description = "user-svc does not answer", body = ErrorDoc),
+        PublicErrors,
     )
 )]
 pub async fn users(bus: Bus) -> Result<HttpResponse, ApiError> {
@@ -39,7 +43,9 @@ pub async fn users(bus: Bus) -> Result<HttpResponse, ApiError> {
     get, path = "/metrics/orders", tag = "metrics",
     responses(
         (status = 200, description = "Prometheus text of order-svc", body = String, content_type = "text/plain"),
+        (status = 500, description = "order-svc sent metrics we cannot read", body = ErrorDoc),
         (status = 503, description = "order-svc does not answer", body = ErrorDoc),
+        PublicErrors,
     )
 )]
 pub async fn orders(bus: Bus) -> Result<HttpResponse, ApiError> {

@@ -2,6 +2,7 @@
 //! through [`Bus`] and passes the reply's `data` to the client as the bytes the
 //! service sent (no decode and re-encode).
 
+pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod orders;

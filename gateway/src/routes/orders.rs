@@ -2,108 +2,62 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::openapi::{ErrorDoc, OrderDoc, OrderPageDoc, OrderStatusDoc};
+use crate::openapi::{BodyErrors, ErrorDoc, ServiceErrors, TokenErrors};
 use crate::routes::Bus;
+use crate::routes::extract::{Json, Query};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use proto_msgs::Money;
+use proto_msgs::limits::{IDEMPOTENCY_KEY_MAX_LEN, check_idempotency_key, idempotency_key_pattern};
 use proto_msgs::orders::{
-    GetOrderRequest, ListOrdersRequest, OrderStatus, UpdateStatusRequest, methods,
+    CreateOrderRequest, GetOrderRequest, ListOrdersRequest, NewStatus, Order, OrderPage,
+    UpdateStatusRequest, methods,
 };
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use uuid::Uuid;
 
-/// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// The query of `GET /orders/user/{user_id}`: that of `GET /orders` without `user_id`
+/// (the path names the user). Documentation only; the handler reads
+/// [`ListOrdersRequest`].
+pub struct PageParams;
 
-/// One line of a new order.
-#[derive(Deserialize, ToSchema)]
-pub struct NewItemBody {
-    #[schema(example = "Product")]
-    pub name: String,
-    /// Unit price: a decimal string or a JSON number with at most two decimals.
-    #[schema(value_type = String, example = "100.00")]
-    pub price: Money,
-    #[schema(example = 2, minimum = 1)]
-    pub quantity: i64,
-}
-
-/// Body of `POST /orders`. The owner is the caller; a `user_id` here is ignored.
-/// (The schema for the docs; the handler reads [`CreateOrderPassThrough`].)
-#[derive(Deserialize, ToSchema)]
-pub struct CreateOrderBody {
-    pub items: Vec<NewItemBody>,
-}
-
-/// What the handler reads of `POST /orders`: `items` is passed on as sent, because
-/// order-svc checks every field and names the bad one (`items[2].price`); a strict parse
-/// here would answer a generic "invalid JSON body" instead.
-#[derive(Deserialize)]
-pub struct CreateOrderPassThrough {
-    #[serde(default)]
-    items: serde_json::Value,
-}
-
-/// Body of `PATCH /orders/{id}/status`.
-#[derive(Deserialize, ToSchema)]
-pub struct StatusBody {
-    /// The new status (case-insensitive).
-    #[schema(value_type = OrderStatusDoc)]
-    pub status: String,
-}
-
-/// Query of `GET /orders`: filter and page.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only orders with this status.
-    #[param(value_type = Option<OrderStatusDoc>)]
-    pub status: Option<String>,
-    /// Page size, 1 to 100 (default 20).
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Orders to skip (instead of `cursor`).
-    pub offset: Option<u64>,
-    /// Admins only: another user's orders.
-    pub user_id: Option<Uuid>,
-}
-
-/// Query of `GET /orders/user/{user_id}`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    #[param(value_type = Option<OrderStatusDoc>)]
-    pub status: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-    pub offset: Option<u64>,
-}
-
-fn parse_status(text: &str, field: &str) -> Result<OrderStatus, ApiError> {
-    text.parse()
-        .map_err(|e: String| ApiError::invalid_field(field, e))
-}
-
-impl ListQuery {
-    fn into_request(self) -> Result<ListOrdersRequest, ApiError> {
-        Ok(ListOrdersRequest {
-            user_id: self.user_id,
-            status: self
-                .status
-                .as_deref()
-                .map(|s| parse_status(s, "status"))
-                .transpose()?,
-            limit: self.limit,
-            cursor: self.cursor,
-            offset: self.offset,
-        })
+impl IntoParams for PageParams {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        ListOrdersRequest::into_params(parameter_in)
+            .into_iter()
+            .filter(|p| p.name != "user_id")
+            .collect()
     }
 }
 
-/// `Idempotency-Key` (or `X-Idempotency-Key`), checked for length and charset.
+/// The `Idempotency-Key` header parameter, described with the contract's rule.
+pub struct IdempotencyKeyHeader;
+
+impl IntoParams for IdempotencyKeyHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(idempotency_key_pattern()));
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(format!(
+                    "1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters: a retried create \
+                     with the same key returns the first order (also `X-Idempotency-Key`)"
+                )))
+                .schema(Some(schema))
+                .build(),
+        ]
+    }
+}
+
+/// `Idempotency-Key` (or `X-Idempotency-Key`), checked with the contract's rule.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req
         .headers()
@@ -112,19 +66,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::invalid_field(
-            "Idempotency-Key",
-            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-        )
-    };
-    let key = value.to_str().map_err(|_| bad())?.trim();
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(bad());
-    }
+    let bad = |message: String| ApiError::invalid_field("Idempotency-Key", message);
+    let key = value
+        .to_str()
+        .map_err(|_| bad("the idempotency key must be visible ASCII".to_owned()))?
+        .trim();
+    check_idempotency_key(key).map_err(bad)?;
     Ok(Some(key.to_owned()))
 }
 
@@ -133,35 +80,29 @@ struct IdOnly {
     id: Uuid,
 }
 
-/// Places an order for the caller (status `PENDING`). With an `Idempotency-Key`, a
-/// retry returns the order the first request created.
+/// Places an order for the caller (status `PENDING`); a `user_id` in the body is
+/// ignored. With an `Idempotency-Key`, a retry returns the order the first request
+/// created.
 #[utoipa::path(
     post, path = "/orders", tag = "orders",
     security(("bearer" = [])),
-    request_body = CreateOrderBody,
-    params(
-        ("Idempotency-Key" = Option<String>, Header,
-         description = "Makes a retried create return the first order (also `X-Idempotency-Key`)"),
-    ),
+    request_body = CreateOrderRequest,
+    params(IdempotencyKeyHeader),
     responses(
-        (status = 201, description = "Created; `Location: /orders/{id}`", body = OrderDoc),
-        (status = 400, description = "Bad JSON or a bad item (`details.field`)", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
-        (status = 409, description = "Idempotency key reused with different items", body = ErrorDoc),
-        (status = 413, description = "Body too large", body = ErrorDoc),
-        (status = 415, description = "Body is not JSON", body = ErrorDoc),
-        (status = 429, description = "Rate limited", body = ErrorDoc),
-        (status = 503, description = "order-svc not running or its database down", body = ErrorDoc),
-        (status = 504, description = "order-svc did not answer in time", body = ErrorDoc),
+        (status = 201, description = "Created", body = Order,
+         headers(("Location" = String, description = "`/orders/{id}` of the new order"))),
+        (status = 400, description = "Bad JSON, a bad item (`details.field`, e.g. `items[2].price`) or a bad `Idempotency-Key`", body = ErrorDoc),
+        (status = 409, description = "Idempotency key used before with different items (`failed_precondition`)", body = ErrorDoc),
+        BodyErrors, TokenErrors, ServiceErrors,
     )
 )]
 pub async fn create(
     bus: Bus,
     actor: Authenticated,
     req: HttpRequest,
-    body: web::Json<CreateOrderPassThrough>,
+    body: Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = serde_json::json!({ "items": body.into_inner().items });
+    let request = body.into_inner();
     let mut ctx = bus.context(methods::CREATE, Some(actor.0));
     ctx.idempotency_key = idempotency_key(&req)?;
     let data = bus.call(methods::CREATE, &request, &ctx).await?;
@@ -173,24 +114,25 @@ pub async fn create(
     Ok(res)
 }
 
-/// The caller's orders, newest first (an admin may pass `user_id`).
+/// The caller's orders, newest first (an admin may pass `user_id`). Page with `cursor`
+/// or `offset`, not both.
 #[utoipa::path(
     get, path = "/orders", tag = "orders",
     security(("bearer" = [])),
-    params(ListQuery),
+    params(ListOrdersRequest),
     responses(
-        (status = 200, description = "One page of orders", body = OrderPageDoc),
-        (status = 400, description = "Bad query parameter", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
+        (status = 200, description = "One page of orders", body = OrderPage),
+        (status = 400, description = "Bad query parameter (`details.field`), or both `cursor` and `offset`", body = ErrorDoc),
         (status = 403, description = "`user_id` of someone else and not an admin", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
     )
 )]
 pub async fn list(
     bus: Bus,
     actor: Authenticated,
-    query: web::Query<ListQuery>,
+    query: Query<ListOrdersRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let req = query.into_inner().into_request()?;
+    let req = query.into_inner();
     let ctx = bus.context(methods::LIST, Some(actor.0));
     Ok(bus.call(methods::LIST, &req, &ctx).await?.ok())
 }
@@ -199,29 +141,24 @@ pub async fn list(
 #[utoipa::path(
     get, path = "/orders/user/{user_id}", tag = "orders",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "Owner of the orders"), PageQuery),
+    params(("user_id" = Uuid, Path, description = "Owner of the orders"), PageParams),
     responses(
-        (status = 200, description = "One page of orders", body = OrderPageDoc),
-        (status = 400, description = "Bad path or query parameter", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
+        (status = 200, description = "One page of orders", body = OrderPage),
+        (status = 400, description = "Bad path or query parameter, or both `cursor` and `offset`", body = ErrorDoc),
         (status = 403, description = "Another user's orders and not an admin", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
     )
 )]
 pub async fn list_for_user(
     bus: Bus,
     actor: Authenticated,
     user_id: web::Path<Uuid>,
-    query: web::Query<PageQuery>,
+    query: Query<ListOrdersRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
-    let req = ListQuery {
-        status: q.status,
-        limit: q.limit,
-        cursor: q.cursor,
-        offset: q.offset,
+    let req = ListOrdersRequest {
         user_id: Some(user_id.into_inner()),
-    }
-    .into_request()?;
+        ..query.into_inner()
+    };
     let ctx = bus.context(methods::LIST, Some(actor.0));
     Ok(bus.call(methods::LIST, &req, &ctx).await?.ok())
 }
@@ -232,10 +169,10 @@ pub async fn list_for_user(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
-        (status = 200, description = "The order", body = OrderDoc),
+        (status = 200, description = "The order", body = Order),
         (status = 400, description = "`id` is not a UUID", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
         (status = 404, description = "No such order (or not the caller's)", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
     )
 )]
 pub async fn get(
@@ -255,25 +192,25 @@ pub async fn get(
     patch, path = "/orders/{id}/status", tag = "orders",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Order id")),
-    request_body = StatusBody,
+    request_body = NewStatus,
     responses(
-        (status = 200, description = "The order after the change", body = OrderDoc),
-        (status = 400, description = "Bad JSON or unknown status", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
+        (status = 200, description = "The order after the change", body = Order),
+        (status = 400, description = "Bad JSON, unknown status or `id` not a UUID", body = ErrorDoc),
         (status = 403, description = "Not allowed to make this move", body = ErrorDoc),
         (status = 404, description = "No such order (or not the caller's)", body = ErrorDoc),
         (status = 409, description = "Illegal transition (`failed_precondition`)", body = ErrorDoc),
+        BodyErrors, TokenErrors, ServiceErrors,
     )
 )]
 pub async fn update_status(
     bus: Bus,
     actor: Authenticated,
     id: web::Path<Uuid>,
-    body: web::Json<StatusBody>,
+    body: Json<NewStatus>,
 ) -> Result<HttpResponse, ApiError> {
     let req = UpdateStatusRequest {
         id: id.into_inner(),
-        status: parse_status(&body.status, "status")?,
+        status: body.into_inner().status,
     };
     let ctx = bus.context(methods::UPDATE_STATUS, Some(actor.0));
     Ok(bus.call(methods::UPDATE_STATUS, &req, &ctx).await?.ok())
@@ -302,27 +239,5 @@ mod tests {
             idempotency_key(&TestRequest::default().to_http_request()).unwrap(),
             None
         );
-    }
-
-    #[test]
-    fn list_query_becomes_the_contract_request() {
-        let q = ListQuery {
-            status: Some("confirmed".into()),
-            limit: Some(5),
-            cursor: None,
-            offset: Some(10),
-            user_id: None,
-        };
-        let req = q.into_request().unwrap();
-        assert_eq!(req.status, Some(OrderStatus::Confirmed));
-        let bad = ListQuery {
-            status: Some("LOST".into()),
-            limit: None,
-            cursor: None,
-            offset: None,
-            user_id: None,
-        };
-        let err = bad.into_request().unwrap_err();
-        assert_eq!(err.details, Some(serde_json::json!({"field": "status"})));
     }
 }

@@ -2,74 +2,40 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::openapi::{ErrorDoc, ProfileDoc, TokenDoc, UserDoc};
+use crate::openapi::{BodyErrors, ErrorDoc, PublicErrors, ServiceErrors, TokenErrors};
 use crate::routes::Bus;
+use crate::routes::extract::Json;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use proto_msgs::users::{
-    Empty, GetUserRequest, LoginRequest, RegisterRequest, UpdateUserRequest, methods,
+    Empty, GetUserRequest, LoginRequest, RegisterRequest, TokenResponse, UpdateUserRequest, User,
+    UserProfile, methods,
 };
 use serde::Deserialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// Body of `POST /users/register`. Other fields (such as `role`) are ignored: only
-/// user-svc decides roles.
-#[derive(Deserialize, ToSchema)]
-pub struct RegisterBody {
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    /// 8 to 72 bytes.
-    #[schema(example = "correct horse battery")]
-    pub password: String,
-    #[schema(example = "Ada Lovelace")]
-    pub name: String,
-}
-
-/// Body of `POST /users/login`.
-#[derive(Deserialize, ToSchema)]
-pub struct LoginBody {
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    #[schema(example = "correct horse battery")]
-    pub password: String,
-}
-
-/// Body of `PATCH /users/me`: any subset. A new `password` needs `current_password`.
-#[derive(Deserialize, ToSchema)]
-pub struct UpdateUserBody {
-    #[schema(example = "Ada King")]
-    pub name: Option<String>,
-    pub password: Option<String>,
-    pub current_password: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct IdOnly {
     id: Uuid,
 }
 
-/// Creates an account (role `user`).
+/// Creates an account (role `user`). Other fields (such as `role`) are ignored: only
+/// user-svc decides roles.
 #[utoipa::path(
     post, path = "/users/register", tag = "users",
-    request_body = RegisterBody,
+    request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Registered; `Location` names the new user", body = UserDoc),
+        (status = 201, description = "Registered", body = User,
+         headers(("Location" = String, description = "`/users/{id}` of the new user"))),
         (status = 400, description = "Bad JSON or a bad field (`details.field`)", body = ErrorDoc),
         (status = 409, description = "Email already registered (`already_exists`)", body = ErrorDoc),
-        (status = 413, description = "Body too large", body = ErrorDoc),
-        (status = 415, description = "Body is not JSON", body = ErrorDoc),
-        (status = 429, description = "Too many attempts from this address", body = ErrorDoc),
+        BodyErrors, PublicErrors, ServiceErrors,
     )
 )]
-pub async fn register(bus: Bus, body: web::Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let req = RegisterRequest {
-        email: body.email,
-        password: body.password,
-        name: body.name,
-    };
+pub async fn register(bus: Bus, body: Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
     let ctx = bus.context(methods::REGISTER, None);
     let data = bus.call(methods::REGISTER, &req, &ctx).await?;
     let location = data
@@ -86,20 +52,16 @@ pub async fn register(bus: Bus, body: web::Json<RegisterBody>) -> Result<HttpRes
 /// Exchanges email and password for an access token.
 #[utoipa::path(
     post, path = "/users/login", tag = "users",
-    request_body = LoginBody,
+    request_body = LoginRequest,
     responses(
-        (status = 200, description = "An access token", body = TokenDoc),
-        (status = 400, description = "Bad JSON", body = ErrorDoc),
-        (status = 401, description = "Wrong email or password", body = ErrorDoc),
-        (status = 429, description = "Too many attempts from this address", body = ErrorDoc),
+        (status = 200, description = "An access token", body = TokenResponse),
+        (status = 400, description = "Bad JSON, a malformed email, an empty password or one over 72 bytes", body = ErrorDoc),
+        (status = 401, description = "Wrong email or password (one message for both)", body = ErrorDoc),
+        BodyErrors, PublicErrors, ServiceErrors,
     )
 )]
-pub async fn login(bus: Bus, body: web::Json<LoginBody>) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let req = LoginRequest {
-        email: body.email,
-        password: body.password,
-    };
+pub async fn login(bus: Bus, body: Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
     let ctx = bus.context(methods::LOGIN, None);
     Ok(bus.call(methods::LOGIN, &req, &ctx).await?.ok())
 }
@@ -109,8 +71,9 @@ pub async fn login(bus: Bus, body: web::Json<LoginBody>) -> Result<HttpResponse,
     get, path = "/users/me", tag = "users",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's profile", body = ProfileDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
+        (status = 200, description = "The caller's profile", body = UserProfile),
+        (status = 404, description = "The caller's account is gone", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
     )
 )]
 pub async fn me(bus: Bus, actor: Authenticated) -> Result<HttpResponse, ApiError> {
@@ -123,37 +86,35 @@ pub async fn me(bus: Bus, actor: Authenticated) -> Result<HttpResponse, ApiError
     get, path = "/users/profile", tag = "users",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's profile", body = ProfileDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
+        (status = 200, description = "The caller's profile", body = UserProfile),
+        (status = 404, description = "The caller's account is gone", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
     )
 )]
 pub async fn profile(bus: Bus, actor: Authenticated) -> Result<HttpResponse, ApiError> {
     me(bus, actor).await
 }
 
-/// Changes the caller's name and/or password.
+/// Changes the caller's name and/or password (any subset; a new `password` needs
+/// `current_password`).
 #[utoipa::path(
     patch, path = "/users/me", tag = "users",
     security(("bearer" = [])),
-    request_body = UpdateUserBody,
+    request_body = UpdateUserRequest,
     responses(
-        (status = 200, description = "The updated profile", body = ProfileDoc),
-        (status = 400, description = "Bad JSON or a bad field", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
+        (status = 200, description = "The updated profile", body = UserProfile),
+        (status = 400, description = "Bad JSON or a bad field (`details.field`; `current_password` missing with `password`)", body = ErrorDoc),
         (status = 403, description = "Wrong `current_password`", body = ErrorDoc),
+        (status = 404, description = "The caller's account is gone", body = ErrorDoc),
+        BodyErrors, TokenErrors, ServiceErrors,
     )
 )]
 pub async fn update_me(
     bus: Bus,
     actor: Authenticated,
-    body: web::Json<UpdateUserBody>,
+    body: Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let req = UpdateUserRequest {
-        name: body.name,
-        password: body.password,
-        current_password: body.current_password,
-    };
+    let req = body.into_inner();
     let ctx = bus.context(methods::UPDATE, Some(actor.0));
     Ok(bus.call(methods::UPDATE, &req, &ctx).await?.ok())
 }
@@ -164,10 +125,10 @@ pub async fn update_me(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
-        (status = 200, description = "The profile", body = ProfileDoc),
+        (status = 200, description = "The profile", body = UserProfile),
         (status = 400, description = "`id` is not a UUID", body = ErrorDoc),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorDoc),
         (status = 404, description = "No such user (or another user's, for a non-admin)", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
     )
 )]
 pub async fn get(

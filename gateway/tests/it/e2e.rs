@@ -299,7 +299,8 @@ async fn errors_from_the_real_services() {
     let order = sys.create_order(&alice_token).await;
     let order_id = order["id"].as_str().unwrap();
 
-    // 400: a field user-svc refuses, with the field named.
+    // 400: a field the contract refuses, with the field named (the gateway reads the
+    // same types as the services, so it answers without a call).
     let (status, body) = json_of(
         gw.post("/users/register")
             .json(&json!({"email": "not-an-email", "password": "password-123", "name": "X"}))
@@ -328,7 +329,7 @@ async fn errors_from_the_real_services() {
         (400, "invalid_argument"),
         "{body}"
     );
-    // order-svc names the bad item field, and the gateway passes it on.
+    // The bad item field is named by its path.
     let (status, body) = json_of(
         gw.post("/orders")
             .bearer_auth(&alice_token)

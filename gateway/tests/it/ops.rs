@@ -169,7 +169,7 @@ async fn openapi_lists_every_route_and_docs_are_served_locally() {
     assert!(create["requestBody"]["content"]["application/json"]["schema"].is_object());
     assert_eq!(
         create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
-        "#/components/schemas/OrderDoc"
+        "#/components/schemas/Order"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 

@@ -96,10 +96,11 @@ async fn every_route_maps_to_its_method() {
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let (_, body) = json_of(res).await;
     assert_eq!(body["method"], "orders.create");
-    // Items go on as sent (order-svc validates them); the client's user_id does not.
+    // Items go on as the contract type (read and checked here, written in its form:
+    // the price as a decimal string); the client's user_id does not.
     assert_eq!(
         body["body"],
-        json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]})
+        json!({"items": [{"name": "Product", "price": "100.00", "quantity": 2}]})
     );
     assert_eq!(body["idempotency_key"], "retry-me-1");
     assert_eq!(body["actor"], actor);
@@ -119,18 +120,21 @@ async fn every_route_maps_to_its_method() {
     let (_, body) = json_of(res).await;
     assert_eq!(body["idempotency_key"], "retry-me-2");
 
+    let cursor = format!("v1.1790000000123456.{}", Uuid::nil().simple());
     let (status, body) = json_of(
-        gw.get("/orders?status=confirmed&limit=5&cursor=abc&ignored=1")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
+        gw.get(&format!(
+            "/orders?status=confirmed&limit=5&cursor={cursor}&ignored=1"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!((status, &body["method"]), (200, &json!("orders.list")));
     assert_eq!(
         body["body"],
-        json!({"status": "CONFIRMED", "limit": 5, "cursor": "abc"})
+        json!({"status": "CONFIRMED", "limit": 5, "cursor": cursor})
     );
 
     let (_, body) = json_of(

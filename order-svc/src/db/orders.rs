@@ -93,7 +93,7 @@ pub async fn insert<C: ConnectionTrait>(
         .map(|(position, item)| order_item::ActiveModel {
             order_id: Set(order.id),
             position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
-            name: Set(item.name.clone()),
+            name: Set(item.name.as_str().to_owned()),
             price_cents: Set(item.price.minor()),
             quantity: Set(i32::try_from(item.quantity).unwrap_or(i32::MAX)),
         });

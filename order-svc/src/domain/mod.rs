@@ -1,9 +1,9 @@
-//! Types that parse at the edge: once a request became one of these, it is valid.
+//! The service's names for the contract types it stores. The rules live in the types
+//! of `proto_msgs::orders`: deserializing a request is validating it, so a handler only
+//! ever holds valid values.
 //!
-//! - [`items`]: the lines of a new order (names, prices, quantities within bounds).
-//! - [`cursor`]: the opaque keyset cursor of `orders.list`.
-//! - [`fields`]: single request fields (ids, statuses) with precise error paths.
+//! - [`items`]: the lines of a new order and their total.
+//! - [`cursor`]: the keyset cursor of `orders.list`.
 
 pub mod cursor;
-pub mod fields;
 pub mod items;

@@ -13,25 +13,17 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::handlers::App;
 use proto_msgs::RequestContext;
-use proto_msgs::orders::Order;
+use proto_msgs::limits::{IDEMPOTENCY_KEY_MAX_LEN, check_idempotency_key};
+use proto_msgs::orders::{CreateOrderRequest, Order};
 use sea_orm::TransactionTrait;
-use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
 
-/// Longest idempotency key accepted, in characters.
-pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// Prefix of the key stored for a request that came without one (its message id).
+const MESSAGE_KEY_PREFIX: &str = "message:";
 
-/// Read leniently so that each bad field is reported with its path.
-#[derive(Debug, Deserialize)]
-pub struct Body {
-    #[serde(default)]
-    items: Option<Value>,
-}
-
-pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Order> {
+pub async fn handle(app: Arc<App>, ctx: RequestContext, req: CreateOrderRequest) -> Result<Order> {
     let actor = ctx.require_actor()?;
-    let items = NewItems::parse(body.items.as_ref())?;
+    let items: NewItems = req.items;
     let key = idempotency_key(&ctx)?;
     // Without a key from the client, the request's message id: the broker redelivers a
     // request whose ack was lost (connection dropped after the reply went out), and that
@@ -41,8 +33,8 @@ pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Or
         None => ctx
             .message_id
             .as_deref()
-            .filter(|m| m.chars().count() <= MAX_IDEMPOTENCY_KEY - 8)
-            .map(|m| format!("message:{m}")),
+            .filter(|m| m.len() + MESSAGE_KEY_PREFIX.len() <= IDEMPOTENCY_KEY_MAX_LEN)
+            .map(|m| format!("{MESSAGE_KEY_PREFIX}{m}")),
     };
     let key = key.or(fallback.as_deref());
 
@@ -69,25 +61,20 @@ pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Or
     Ok(order)
 }
 
+/// The `x-idempotency-key` header, checked with the rule the gateway applies to
+/// `Idempotency-Key` (a raw bus client may send anything).
 fn idempotency_key(ctx: &RequestContext) -> Result<Option<&str>> {
     let Some(key) = ctx.idempotency_key.as_deref() else {
         return Ok(None);
     };
-    if key.chars().count() > MAX_IDEMPOTENCY_KEY {
-        return Err(Error::invalid(
-            "x-idempotency-key",
-            format!("the idempotency key may have at most {MAX_IDEMPOTENCY_KEY} characters"),
-        ));
-    }
+    check_idempotency_key(key).map_err(|e| Error::invalid("x-idempotency-key", e))?;
     Ok(Some(key))
 }
 
 /// Whether `order` is what `items` would have created (names, prices, quantities, in order).
 fn same_items(order: &Order, items: &NewItems) -> bool {
     order.items.len() == items.items().len()
-        && order
-            .items
-            .iter()
-            .zip(items.items())
-            .all(|(a, b)| a.name == b.name && a.price == b.price && a.quantity == b.quantity)
+        && order.items.iter().zip(items.items()).all(|(a, b)| {
+            a.name == b.name.as_str() && a.price == b.price.get() && a.quantity == b.quantity.get()
+        })
 }

@@ -2,24 +2,15 @@
 //! word for word the answer for a missing one, unless the actor is an admin.
 
 use crate::db::orders;
-use crate::domain::fields;
 use crate::error::{Error, Result};
 use crate::handlers::App;
 use proto_msgs::RequestContext;
-use proto_msgs::orders::Order;
-use serde::Deserialize;
-use serde_json::Value;
+use proto_msgs::orders::{GetOrderRequest, Order};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
-pub struct Body {
-    #[serde(default)]
-    id: Option<Value>,
-}
-
-pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Order> {
+pub async fn handle(app: Arc<App>, ctx: RequestContext, req: GetOrderRequest) -> Result<Order> {
     let actor = ctx.require_actor()?;
-    let id = fields::uuid("id", body.id.as_ref())?;
+    let id = req.id;
     orders::find(&app.db, id)
         .await?
         .filter(|order| order.user_id == actor.id || actor.is_admin())

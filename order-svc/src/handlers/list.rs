@@ -7,50 +7,26 @@
 
 use crate::db::orders::{self, Position};
 use crate::domain::cursor::Cursor;
-use crate::domain::fields;
 use crate::error::{Error, Result};
 use crate::handlers::App;
 use proto_msgs::RequestContext;
-use proto_msgs::orders::{DEFAULT_PAGE, MAX_PAGE, OrderPage};
-use serde::Deserialize;
-use serde_json::Value;
+use proto_msgs::orders::{ListOrdersRequest, OrderPage, PageLimit};
 use std::sync::Arc;
 
-/// Largest offset accepted (beyond it, PostgreSQL's BIGINT is the limit anyway).
-const MAX_OFFSET: u64 = i64::MAX as u64;
-
-#[derive(Debug, Deserialize)]
-pub struct Body {
-    #[serde(default)]
-    user_id: Option<Value>,
-    #[serde(default)]
-    status: Option<Value>,
-    #[serde(default)]
-    limit: Option<Value>,
-    #[serde(default)]
-    cursor: Option<Value>,
-    #[serde(default)]
-    offset: Option<Value>,
-}
-
-pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<OrderPage> {
+pub async fn handle(
+    app: Arc<App>,
+    ctx: RequestContext,
+    req: ListOrdersRequest,
+) -> Result<OrderPage> {
     let actor = ctx.require_actor()?;
-    let user_id = fields::optional_uuid("user_id", body.user_id.as_ref())?;
-    let status = fields::optional_status("status", body.status.as_ref())?;
-    let limit = match fields::optional_count("limit", body.limit.as_ref(), u64::from(u32::MAX))? {
-        None => DEFAULT_PAGE,
-        Some(n) if (1..=u64::from(MAX_PAGE)).contains(&n) => n as u32,
-        Some(n) => {
-            return Err(Error::invalid(
-                "limit",
-                format!("limit must be from 1 to {MAX_PAGE}, not {n}"),
-            ));
-        }
-    };
-    // An empty cursor is what a client sends for "first page" from a blank form field.
-    let cursor =
-        fields::optional_string("cursor", body.cursor.as_ref())?.filter(|c| !c.trim().is_empty());
-    let offset = fields::optional_count("offset", body.offset.as_ref(), MAX_OFFSET)?;
+    let ListOrdersRequest {
+        user_id,
+        status,
+        limit,
+        cursor,
+        offset,
+    } = req;
+    let limit = limit.unwrap_or(PageLimit::DEFAULT).get();
     let position = match (cursor, offset) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
@@ -58,13 +34,8 @@ pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Or
                 "give either cursor or offset, not both",
             ));
         }
-        (Some(text), None) => Position::After(Cursor::decode(&text).ok_or_else(|| {
-            Error::invalid(
-                "cursor",
-                "cursor is not valid; pass the next_cursor of a previous page unchanged",
-            )
-        })?),
-        (None, Some(offset)) => Position::Offset(offset),
+        (Some(cursor), None) => Position::After(cursor),
+        (None, Some(offset)) => Position::Offset(offset.get()),
         (None, None) => Position::Start,
     };
 

@@ -7,29 +7,17 @@
 //! `failed_precondition`.
 
 use crate::db::orders;
-use crate::domain::fields;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::handlers::App;
 use proto_msgs::RequestContext;
-use proto_msgs::orders::{Order, OrderStatus};
+use proto_msgs::orders::{Order, OrderStatus, UpdateStatusRequest};
 use sea_orm::TransactionTrait;
-use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
-pub struct Body {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    status: Option<Value>,
-}
-
-pub async fn handle(app: Arc<App>, ctx: RequestContext, body: Body) -> Result<Order> {
+pub async fn handle(app: Arc<App>, ctx: RequestContext, req: UpdateStatusRequest) -> Result<Order> {
     let actor = ctx.require_actor()?;
-    let id = fields::uuid("id", body.id.as_ref())?;
-    let to = fields::status("status", body.status.as_ref())?;
+    let UpdateStatusRequest { id, status: to } = req;
 
     let txn = app.db.begin().await?;
     let current = orders::lock(&txn, id)

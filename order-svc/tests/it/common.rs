@@ -2,7 +2,8 @@
 
 use order_svc::{Config, Running};
 use proto_msgs::orders::{
-    CreateOrderRequest, NewItem, Order, OrderStatus, UpdateStatusRequest, methods,
+    CreateOrderRequest, ItemName, NewItem, Order, OrderLines, OrderStatus, Price, Quantity,
+    UpdateStatusRequest, methods,
 };
 use proto_msgs::testing::TestBus;
 use proto_msgs::{
@@ -151,11 +152,12 @@ pub fn admin() -> Actor {
 
 pub fn simple_order() -> CreateOrderRequest {
     CreateOrderRequest {
-        items: vec![NewItem {
-            name: "Widget".into(),
-            price: "12.34".parse::<Money>().unwrap(),
-            quantity: 1,
-        }],
+        items: OrderLines::new(vec![NewItem {
+            name: ItemName::parse("Widget").unwrap(),
+            price: Price::new("12.34".parse::<Money>().unwrap()).unwrap(),
+            quantity: Quantity::new(1).unwrap(),
+        }])
+        .unwrap(),
     }
 }
 

@@ -85,9 +85,23 @@ async fn invalid_orders_name_the_field() {
     let alice = user();
     let ok = || json!({"name": "x", "price": "1.00", "quantity": 1});
     let item = |name: Value, price: Value, quantity: Value| json!({"name": name, "price": price, "quantity": quantity});
+    // A missing field is named by serde's message (the path of its parent is empty).
+    let err = expect_err(
+        svc.call::<_, Order>(methods::CREATE, &json!({}), Some(alice))
+            .await,
+        ErrorCode::InvalidArgument,
+    );
+    assert!(err.message.contains("missing field `items`"), "{err:?}");
     let cases: Vec<(Value, &str)> = vec![
-        (json!({}), "items"),
         (json!({"items": []}), "items"),
+        (
+            json!({"items": [ok(), {"name": "x", "quantity": 1}]}),
+            "items[1]",
+        ),
+        (
+            json!({"items": [item(json!("a\u{1}b"), json!(1), json!(1))]}),
+            "items[0].name",
+        ),
         (json!({"items": vec![ok(); 101]}), "items"),
         (json!({"items": "lots"}), "items"),
         (

@@ -55,7 +55,13 @@ async fn only_the_owner_or_an_admin_sees_an_order() {
         .unwrap();
     assert_eq!(still.status, OrderStatus::Pending);
 
-    for bad in [json!({}), json!({"id": "not-a-uuid"}), json!({"id": 42})] {
+    let err = expect_err(
+        svc.call::<_, Order>(methods::GET, &json!({}), Some(alice))
+            .await,
+        ErrorCode::InvalidArgument,
+    );
+    assert!(err.message.contains("missing field `id`"), "{err:?}");
+    for bad in [json!({"id": "not-a-uuid"}), json!({"id": 42})] {
         let err = expect_err(
             svc.call::<_, Order>(methods::GET, &bad, Some(alice)).await,
             ErrorCode::InvalidArgument,

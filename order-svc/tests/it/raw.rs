@@ -83,7 +83,7 @@ async fn hand_written_create_gets_the_exact_reply() {
         body,
         json!({"error": {
             "code": "invalid_argument",
-            "message": "items[0].price: \"0.105\" has more than 2 decimal places",
+            "message": "invalid request body: items[0].price: \"0.105\" has more than 2 decimal places",
             "details": {"field": "items[0].price"}
         }})
     );
@@ -121,7 +121,7 @@ async fn hand_written_create_gets_the_exact_reply() {
         body,
         json!({"error": {
             "code": "invalid_argument",
-            "message": "status: unknown status \"LOST\" (expected one of PENDING, CONFIRMED, SHIPPED, DELIVERED, CANCELLED)",
+            "message": "invalid request body: status: unknown status \"LOST\" (expected one of PENDING, CONFIRMED, SHIPPED, DELIVERED, CANCELLED)",
             "details": {"field": "status"}
         }})
     );

@@ -545,17 +545,28 @@ fn decode_body<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, RpcError> {
     } else {
         body
     };
-    let mut json = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let req = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path.is_empty() || path == "." {
+        // A bad value is named by its path; where in the text it was adds nothing.
+        let position = format!(" at line {} column {}", inner.line(), inner.column());
+        let text = inner.to_string();
+        let inner = match inner.classify() {
+            serde_json::error::Category::Data => text.strip_suffix(&position).unwrap_or(&text),
+            _ => &text,
+        };
+        if path == "." {
             RpcError::invalid_argument(format!("invalid request body: {inner}"))
         } else {
             RpcError::invalid_argument(format!("invalid request body: {path}: {inner}"))
                 .with_details(serde_json::json!({ "field": path }))
         }
-    })
+    })?;
+    // Trailing characters after the value are an error too, as with `from_slice`.
+    de.end()
+        .map_err(|e| RpcError::invalid_argument(format!("invalid request body: {e}")))?;
+    Ok(req)
 }
 
 fn reply_properties(

@@ -1,15 +1,14 @@
-//! Values that are valid once parsed: [`Email`], [`Password`], [`Name`]. Requests are
-//! parsed into them at the edge; the rest of the crate cannot hold an invalid one.
+//! Values that are valid once parsed: [`Email`], [`Password`], [`Name`]. They are the
+//! contract's types (`proto_msgs::users`), so requests are checked while they are read;
+//! the rest of the crate cannot hold an invalid one. The admin bootstrap parses its
+//! settings with the same rules.
 
-mod email;
-mod name;
-mod password;
+pub use proto_msgs::users::{
+    Email, NewPassword as Password, PASSWORD_MAX_BYTES as MAX_PASSWORD_BYTES,
+    PASSWORD_MIN_BYTES as MIN_PASSWORD_BYTES, UserName as Name,
+};
 
-pub use email::Email;
-pub use name::Name;
-pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, Password};
-
-/// A field that failed validation: becomes `invalid_argument` with `{"field": …}`.
+/// A rule between fields that failed: becomes `invalid_argument` with `{"field": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ValidationError {

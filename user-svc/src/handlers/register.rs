@@ -5,7 +5,6 @@
 //! `internal`. A `role` in the request is ignored: accounts start as `user`.
 
 use crate::db::entities::user::{self, DbRole};
-use crate::domain::{Email, Name, Password};
 use crate::error::Error;
 use crate::events::outgoing;
 use crate::state::AppState;
@@ -19,9 +18,13 @@ pub async fn handle(
     ctx: RequestContext,
     req: RegisterRequest,
 ) -> Result<User, Error> {
-    let email = Email::parse(&req.email)?;
-    let password = Password::parse(&req.password)?;
-    let name = Name::parse(&req.name)?;
+    // Checked while read (the contract types): trimmed, lower-cased email; 8..=72-byte
+    // password; trimmed name.
+    let RegisterRequest {
+        email,
+        password,
+        name,
+    } = req;
     let password_hash = state.hasher.hash(&password).await?;
     let now = chrono::Utc::now();
     let new = user::ActiveModel {

@@ -9,7 +9,7 @@
 //! A request with neither field returns the profile unchanged.
 
 use crate::db::entities::user;
-use crate::domain::{Name, Password, ValidationError};
+use crate::domain::ValidationError;
 use crate::error::{Error, user_not_found};
 use crate::events::outgoing;
 use crate::state::AppState;
@@ -26,8 +26,13 @@ pub async fn handle(
     req: UpdateUserRequest,
 ) -> Result<UserProfile, Error> {
     let actor = ctx.require_actor()?;
-    let name = req.name.as_deref().map(Name::parse).transpose()?;
-    let password = req.password.as_deref().map(Password::parse).transpose()?;
+    // Each field was checked while read (the contract types); what is left is the rule
+    // between them.
+    let UpdateUserRequest {
+        name,
+        password,
+        current_password,
+    } = req;
 
     let current = user::Entity::find_by_id(actor.id)
         .one(&state.db)
@@ -41,14 +46,18 @@ pub async fn handle(
     let new_hash = match &password {
         None => None,
         Some(password) => {
-            let Some(given) = req.current_password.as_deref().filter(|p| !p.is_empty()) else {
+            let Some(given) = current_password.as_ref() else {
                 return Err(ValidationError::new(
                     "current_password",
                     "current_password is required to change the password",
                 )
                 .into());
             };
-            if !state.hasher.verify(given, &current.password_hash).await? {
+            if !state
+                .hasher
+                .verify(given.expose(), &current.password_hash)
+                .await?
+            {
                 return Err(RpcError::permission_denied(WRONG_CURRENT).into());
             }
             Some(state.hasher.hash(password).await?)

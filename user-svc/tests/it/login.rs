@@ -43,6 +43,12 @@ async fn unknown_email_and_wrong_password_look_the_same() {
     assert_eq!(wrong.code, ErrorCode::Unauthenticated);
     assert_eq!(wrong, unknown);
     assert_eq!(wrong.message, "email or password is incorrect");
+    // A password shorter than any that can be set is just incorrect: a login does not
+    // tell the 8-byte minimum of new passwords.
+    for short in ["x", "1234567"] {
+        let err = app.try_login("ada@example.com", short).await.unwrap_err();
+        assert_eq!(err, wrong, "{short:?}");
+    }
     // Over-long passwords can never match (and are refused as such, not cut).
     let err = app
         .try_login("ada@example.com", &"x".repeat(73))

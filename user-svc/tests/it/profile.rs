@@ -101,10 +101,8 @@ async fn update_changes_the_name_and_emits_user_updated() {
     let app = TestApp::spawn().await;
     let mut watch = EventWatch::start(&app.bus, &["user.updated"]).await;
     let ada = app.register("ada@example.com", "password123", "Ada").await;
-    let upd = |name: &str| UpdateUserRequest {
-        name: Some(name.into()),
-        ..Default::default()
-    };
+    // Raw JSON: the contract type could not hold the bad names sent below.
+    let upd = |name: &str| json!({ "name": name });
 
     let p: UserProfile = app
         .call(methods::UPDATE, &upd("  Ada King "), actor(&ada))
@@ -162,10 +160,9 @@ async fn update_changes_the_name_and_emits_user_updated() {
 async fn changing_the_password_needs_the_current_one() {
     let app = TestApp::spawn().await;
     let ada = app.register("ada@example.com", "old password", "Ada").await;
-    let change = |current: Option<&str>, new: &str| UpdateUserRequest {
-        password: Some(new.into()),
-        current_password: current.map(Into::into),
-        ..Default::default()
+    let change = |current: Option<&str>, new: &str| match current {
+        Some(current) => json!({"password": new, "current_password": current}),
+        None => json!({ "password": new }),
     };
 
     let err = app

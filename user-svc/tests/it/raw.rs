@@ -71,7 +71,7 @@ async fn hand_written_register_and_login() {
         reply,
         json!({"error": {
             "code": "invalid_argument",
-            "message": "password must be at least 8 bytes long",
+            "message": "invalid request body: password: must be at least 8 bytes long",
             "details": {"field": "password"}
         }})
     );
