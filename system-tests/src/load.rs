@@ -14,6 +14,9 @@ pub struct Figures {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub errors: u64,
+    /// CPU µs per request of each process group over the measured period
+    /// ([`crate::cpu::GROUPS`]).
+    pub cpu_us: [f64; crate::cpu::GROUPS.len()],
 }
 
 /// Concurrency and timing of a run.
@@ -63,6 +66,12 @@ impl Load {
         let start = Instant::now();
         let measure_from = start + self.warmup;
         let end = measure_from + self.duration;
+        let cpu = tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = crate::cpu::sample();
+            tokio::time::sleep_until(end.into()).await;
+            (before, crate::cpu::sample())
+        });
         let workers: Vec<_> = (0..self.concurrency)
             .map(|n| {
                 let call = call.clone();
@@ -97,7 +106,11 @@ impl Load {
                 errors += e;
             }
         }
-        summarize(all, errors, self.duration)
+        let mut figures = summarize(all, errors, self.duration);
+        if let Ok((before, after)) = cpu.await {
+            figures.cpu_us = crate::cpu::per_request(&before, &after, figures.requests);
+        }
+        figures
     }
 }
 
@@ -120,6 +133,7 @@ pub fn summarize(mut latencies: Vec<Duration>, errors: u64, duration: Duration) 
         p90_ms: pct(0.90),
         p99_ms: pct(0.99),
         errors,
+        cpu_us: [0.0; crate::cpu::GROUPS.len()],
     }
 }
 

@@ -237,11 +237,15 @@ async fn http(
         );
     }
     println!("{HEADER}");
+    let mut cpu_rows = Vec::new();
     for (name, c, all) in &rows {
         let (figures, _) = median_by(all, |(f, _)| f.rps);
         let (_, ratio) = median_by(all, |(_, r)| *r);
         println!("{}", row(name, *c, &figures, Some(ratio)));
+        cpu_rows.push((name.clone(), figures.cpu_us));
     }
+    println!("\nCPU per request by process, the median round of each row:\n");
+    print!("{}", system_tests::cpu::table(&cpu_rows));
     Ok(())
 }
 
