@@ -14,9 +14,6 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-# The patched crates of `[patch.crates-io]` (vendor/README.md) are dependencies too:
-# present before the dependency layer is cooked.
-COPY vendor vendor
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked --bins \
@@ -24,11 +21,15 @@ RUN cargo build --release --locked --bins \
  && cp target/release/user-svc target/release/order-svc target/release/gateway target/release/bus /out/
 
 FROM debian:bookworm-slim AS runtime
+# Every path a container writes is owned by the service user: /data/keys is where
+# compose mounts the user-svc-keys volume, and a new named volume takes the owner of the
+# image's directory (a mount point the image lacked would be root's, and user-svc could
+# not write its development key).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /data shop \
- && mkdir -p /data && chown shop /data
+ && mkdir -p /data/keys && chown -R shop:shop /data && chmod 700 /data/keys
 COPY --from=builder /out/ /usr/local/bin/
 USER shop
 WORKDIR /data

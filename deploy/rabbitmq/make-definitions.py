@@ -24,26 +24,44 @@ def user(name, env, default, tags=""):
 def perm(user, configure, write, read):
     return {"user": user, "vhost": VHOST, "configure": configure, "write": write, "read": read}
 
+def topic(user, exchange, write, read):
+    # What an account may publish (routing keys) and bind (binding keys) on a topic
+    # exchange.
+    return {"user": user, "vhost": VHOST, "exchange": exchange, "write": write, "read": read}
+
 def service_perm(user, svc):
-    # Declares the exchanges and its own queues; publishes replies (default exchange) and
-    # events; consumes its own queues; binds its queues to both exchanges.
+    # Its own queues only: declares them (configure), binds them (write on the queue,
+    # read on the exchange), consumes them (read). Never configure on the shared
+    # exchanges: nobody but these definitions (or a deploy step) declares or deletes
+    # them. Publishes replies through the default exchange (anyone with that write can
+    # reach any queue: the services act on x-actor-* only from the gateway's account,
+    # which the broker proves with `user_id`) and events.
     own = rf"{svc}\..*"
     return perm(user,
-                configure=rf"^(rpc|events|{own})$",
+                configure=rf"^{own}$",
                 write=rf"^(amq\.default|events|{own})$",
                 read=rf"^(rpc|events|{own})$")
 
+# service: (account, RPC namespaces it answers, event types it publishes, event types it consumes)
+SERVICES = {
+    "users": ("user-svc", ["users"], ["user"], ["order.created", "order.updated"]),
+    "orders": ("order-svc", ["orders", "catalog"], ["order"], ["user.registered", "user.updated"]),
+}
+
+def keys(prefixes):
+    return "^(" + "|".join(prefixes) + r")\."
+
 queues = []
 bindings = []
-for svc, keys in (("users", ["order.created", "order.updated"]), ("orders", ["user.registered", "user.updated"])):
+for svc, (_, rpc, _, keys_in) in SERVICES.items():
     queues.append({"name": f"{svc}.rpc", "vhost": VHOST, "durable": True, "auto_delete": False, "arguments": {}})
     queues.append({"name": f"{svc}.events.dlq", "vhost": VHOST, "durable": True, "auto_delete": False, "arguments": {}})
     queues.append({"name": f"{svc}.events", "vhost": VHOST, "durable": True, "auto_delete": False,
                    "arguments": {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{svc}.events.dlq"}})
-    for key in (f"{svc}.*", f"{svc}.sys.*"):
+    for key in [f"{ns}.*" for ns in rpc] + [f"{svc}.sys.*"]:
         bindings.append({"source": "rpc", "vhost": VHOST, "destination": f"{svc}.rpc", "destination_type": "queue",
                          "routing_key": key, "arguments": {}})
-    for key in keys:
+    for key in keys_in:
         bindings.append({"source": "events", "vhost": VHOST, "destination": f"{svc}.events", "destination_type": "queue",
                          "routing_key": key, "arguments": {}})
 
@@ -60,9 +78,23 @@ definitions = {
         perm("admin", ".*", ".*", ".*"),
         # The gateway publishes requests to `rpc` and reads its own server-named reply
         # queue (amq.gen-*); nothing else.
-        perm("gateway", configure=r"^(rpc|amq\.gen-.*)$", write=r"^rpc$", read=r"^amq\.gen-.*$"),
+        perm("gateway", configure=r"^amq\.gen-.*$", write=r"^rpc$", read=r"^amq\.gen-.*$"),
         service_perm("user-svc", "users"),
         service_perm("order-svc", "orders"),
+    ],
+    # Routing keys: the gateway may call every service's methods; a service may bind
+    # only its own methods (so it never sees another's requests: no `#` spy queue) and
+    # the events it consumes, and publish only its own events.
+    "topic_permissions": [
+        topic("gateway", "rpc", write=keys(["users", "orders", "catalog"]), read="^$"),
+    ] + [
+        t
+        for svc, (account, rpc, out, _) in SERVICES.items()
+        for t in (
+            topic(account, "rpc", write="^$", read=keys(rpc)),
+            topic(account, "events", write=keys(out),
+                  read=keys(["order" if svc == "users" else "user"])),
+        )
     ],
     "exchanges": [
         {"name": name, "vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}

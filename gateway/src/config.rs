@@ -3,6 +3,7 @@
 
 use proc_kit::Vars;
 use proto_msgs::BusConfig;
+use proto_msgs::rpc::Repliers;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -63,6 +64,10 @@ pub struct Config {
     /// (`JWKS_REFRESH_MIN_INTERVAL_MS`), so garbage `kid`s cannot hammer user-svc.
     pub jwks_refresh_min_interval: Duration,
     pub rate_limits: RateLimits,
+    /// Which broker account answers for each service (`RPC_REPLIERS`, e.g.
+    /// `users=user-svc,orders=order-svc,catalog=order-svc`): a reply from any other is
+    /// dropped. Unset: anyone's (one shared account), which production refuses.
+    pub repliers: Repliers,
     /// Take the client IP from `X-Forwarded-For` (`TRUST_FORWARDED_FOR`); only behind a
     /// proxy that sets it.
     pub trust_forwarded_for: bool,
@@ -82,8 +87,17 @@ impl Config {
         // The broker URL holds the gateway's broker password: never fall back to the
         // local guest account in production.
         vars.require_in_production(app_env, "AMQP_URL", "it holds the broker password")?;
+        vars.require_in_production(
+            app_env,
+            "RPC_REPLIERS",
+            "which broker account answers for each service",
+        )?;
         let mut c = Self::defaults();
+        if let Some(v) = vars.get("RPC_REPLIERS") {
+            c.repliers = Repliers::parse(&v).map_err(|e| invalid("RPC_REPLIERS", &v, e))?;
+        }
         c.bus = BusConfig::from_vars(vars)?;
+        vars.refuse_development_secret(app_env, "AMQP_URL", &c.bus.url)?;
         if let Some(addr) = vars.parsed::<SocketAddr>("GATEWAY_ADDR")? {
             c.addr = addr;
         } else if let Some(port) = vars.optional_number::<u16>("PORT", 1..=u16::MAX)? {
@@ -163,6 +177,7 @@ impl Config {
             jwt_audience: "shop".to_owned(),
             jwks: None,
             jwks_refresh_min_interval: Duration::from_secs(10),
+            repliers: Repliers::default(),
             rate_limits: RateLimits::default(),
             trust_forwarded_for: false,
             cors_allowed_origins: Vec::new(),

@@ -105,6 +105,12 @@ impl Running {
 /// Binds, starts the HTTP workers and the bus client, and returns at once.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
     let metrics = GatewayMetrics::new()?;
+    if config.repliers.is_empty() {
+        tracing::warn!(
+            "reply origin check off: replies are taken from any broker account \
+             (set RPC_REPLIERS when each process has an account of its own)"
+        );
+    }
     // One connection for the whole gateway: lapin gives each connection an I/O thread,
     // and every HTTP worker's calls share this one's wake-ups.
     let bus = Bus::start(config.bus.clone(), "gateway");
@@ -113,6 +119,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         RpcClientConfig {
             default_timeout: config.rpc_timeout,
             connection_name: "gateway".to_owned(),
+            repliers: config.repliers.clone(),
             observer: Some(metrics.clone()),
             ..Default::default()
         },

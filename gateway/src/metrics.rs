@@ -22,6 +22,7 @@ pub struct GatewayMetrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     rpc_duration: HistogramVec,
+    rpc_rejected: IntCounterVec,
     rate_limited: IntCounterVec,
     pub in_flight: IntGauge,
 }
@@ -56,6 +57,13 @@ impl GatewayMetrics {
             .buckets(BUCKETS.to_vec()),
             &["method", "outcome"],
         )?;
+        let rpc_rejected = IntCounterVec::new(
+            Opts::new(
+                "rpc_client_replies_rejected_total",
+                "Replies dropped because they came from a broker account that does not answer for the method",
+            ),
+            &["method"],
+        )?;
         let rate_limited = IntCounterVec::new(
             Opts::new("rate_limited_total", "Requests refused with 429, by policy"),
             &["policy"],
@@ -64,6 +72,7 @@ impl GatewayMetrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(rpc_duration.clone()))?;
+        registry.register(Box::new(rpc_rejected.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         #[cfg(target_os = "linux")]
@@ -75,6 +84,7 @@ impl GatewayMetrics {
             http_requests,
             http_duration,
             rpc_duration,
+            rpc_rejected,
             rate_limited,
             in_flight,
         }))
@@ -108,6 +118,10 @@ impl CallObserver for GatewayMetrics {
         self.rpc_duration
             .with_label_values(&[method, outcome.as_str()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    fn reply_rejected(&self, method: &str) {
+        self.rpc_rejected.with_label_values(&[method]).inc();
     }
 }
 

@@ -42,6 +42,35 @@ pub enum AppEnv {
     Production,
 }
 
+/// The passwords this repository ships for development: the local broker's `guest`, the
+/// compose broker's and databases' defaults (docker-compose.yml, deploy/rabbitmq), the
+/// default admin password of `make up`. Production refuses every one of them.
+pub const DEVELOPMENT_SECRETS: &[&str] = &[
+    "guest",
+    "admin-dev-password",
+    "gateway-dev-password",
+    "user-svc-dev-password",
+    "order-svc-dev-password",
+    "users-dev-password",
+    "orders-dev-password",
+    "grafana-dev-password",
+    "admin-password",
+];
+
+/// The password in a URL (`scheme://user:password@host/…`), percent-decoded; for an
+/// `amqp://` URL without one, `guest` (what the broker is then asked for).
+pub fn url_password(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    match url.password() {
+        Some(p) => percent_encoding::percent_decode_str(p)
+            .decode_utf8()
+            .ok()
+            .map(|p| p.into_owned()),
+        None if url.scheme().starts_with("amqp") => Some("guest".to_owned()),
+        None => None,
+    }
+}
+
 /// A value that must not be shown: `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -235,6 +264,29 @@ impl Vars {
         }
     }
 
+    /// In production, the secret `value` of `name` (a password, or a URL holding one)
+    /// must not be one this repository ships for development.
+    pub fn refuse_development_secret(
+        &self,
+        env: AppEnv,
+        name: &'static str,
+        value: &str,
+    ) -> Result<(), ConfigError> {
+        if env != AppEnv::Production {
+            return Ok(());
+        }
+        let secret = url_password(value).unwrap_or_else(|| value.to_owned());
+        if DEVELOPMENT_SECRETS.contains(&secret.as_str()) {
+            return Err(ConfigError::InvalidSecret {
+                name,
+                message: "holds a development password that this repository publishes; \
+                          APP_ENV=production refuses it (set a secret of your own)"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// In production, `name` must be set: its local default would be used otherwise.
     pub fn require_in_production(
         &self,
@@ -284,6 +336,34 @@ mod tests {
             .require_in_production(AppEnv::Production, "AMQP_URL", "it holds the password")
             .unwrap_err();
         assert!(err.to_string().starts_with("AMQP_URL must be set"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_the_development_secrets() {
+        let v = Vars::from_pairs(&[]);
+        let prod = AppEnv::Production;
+        for dev in [
+            "amqp://guest:guest@mq:5672/%2f",
+            "amqp://mq:5672/%2f",
+            "amqp://gateway:gateway-dev-password@mq/shop",
+            "postgres://users:users-dev-password@db/users",
+            "admin-password",
+        ] {
+            let err = v.refuse_development_secret(prod, "X", dev).unwrap_err();
+            assert!(!err.to_string().contains("dev-password"), "{err}");
+        }
+        assert!(
+            v.refuse_development_secret(prod, "X", "amqp://u:Str0ng%21@mq/shop")
+                .is_ok()
+        );
+        assert!(
+            v.refuse_development_secret(prod, "X", "postgres://u@db/x")
+                .is_ok()
+        );
+        assert!(
+            v.refuse_development_secret(AppEnv::Development, "X", "amqp://guest:guest@h")
+                .is_ok()
+        );
     }
 
     #[test]

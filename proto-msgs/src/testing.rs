@@ -138,6 +138,68 @@ impl Drop for TestBus {
     }
 }
 
+/// A broker account of a test's own, with every permission on the default vhost, made
+/// through the management API and deleted on drop: for tests that need two publishers
+/// the broker can tell apart (`user_id`).
+pub struct TestAccount {
+    pub name: String,
+    pub password: String,
+}
+
+impl TestAccount {
+    pub async fn create(role: &str) -> TestAccount {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let account = TestAccount {
+            name: format!("test-{role}-{}", &id[..10]),
+            password: format!("pw-{id}"),
+        };
+        let http = reqwest::Client::new();
+        let base = management_url();
+        let user = http
+            .put(format!("{base}/api/users/{}", account.name))
+            .json(&serde_json::json!({"password": account.password, "tags": ""}))
+            .send()
+            .await
+            .expect("the management API");
+        assert!(user.status().is_success(), "create user: {}", user.status());
+        let perms = http
+            .put(format!("{base}/api/permissions/%2F/{}", account.name))
+            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            .send()
+            .await
+            .expect("the management API");
+        assert!(
+            perms.status().is_success(),
+            "permissions: {}",
+            perms.status()
+        );
+        account
+    }
+
+    /// `bus` as this account.
+    pub fn bus(&self, bus: &BusConfig) -> BusConfig {
+        let url = format!("amqp://{}:{}@127.0.0.1:5672/%2f", self.name, self.password);
+        BusConfig::new(url, bus.topology.clone())
+    }
+}
+
+impl Drop for TestAccount {
+    fn drop(&mut self) {
+        let url = format!("{}/api/users/{}", management_url(), self.name);
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async move {
+                    let _ = reqwest::Client::new().delete(url).send().await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
 /// A TCP proxy that a test can cut and restore: the server behind it becomes
 /// unreachable for whoever connects through it, and nobody else notices. Or freeze:
 /// nothing is forwarded any more, but no socket is closed either, like a network path

@@ -4,10 +4,14 @@
 //! runs use their own exchanges and queues on one broker (`BUS_PREFIX`).
 
 use crate::amqp::put_str;
+use crate::connection::Bus;
 use crate::error::BusError;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
+
+/// AMQP reply code "access refused" (a permission the account does not have).
+pub const ACCESS_REFUSED: u16 = 403;
 
 /// The RPC exchange (topic): routing key = method, `<service>.<method>`.
 pub const RPC_EXCHANGE: &str = "rpc";
@@ -94,45 +98,88 @@ impl Topology {
         self.name(&format!("{service}.events.dlq"))
     }
 
-    /// Declares both exchanges (durable topic). Idempotent.
-    pub async fn declare_exchanges(&self, channel: &Channel) -> Result<(), BusError> {
-        self.declare_exchange_names(channel, &[self.rpc_exchange(), self.events_exchange()])
-            .await
+    /// Makes sure both exchanges exist (see [`Topology::ensure_exchange`]).
+    pub async fn ensure_exchanges(&self, bus: &Bus) -> Result<(), BusError> {
+        self.ensure_exchange(bus, &self.rpc_exchange()).await?;
+        self.ensure_exchange(bus, &self.events_exchange()).await
     }
 
-    /// Declares only the `rpc` exchange: all an RPC client needs (and, with per-service
-    /// broker users, all the gateway is allowed to configure).
-    pub async fn declare_rpc_exchange(&self, channel: &Channel) -> Result<(), BusError> {
-        self.declare_exchange_names(channel, &[self.rpc_exchange()])
-            .await
+    /// Makes sure the `rpc` exchange exists: all an RPC client needs.
+    pub async fn ensure_rpc_exchange(&self, bus: &Bus) -> Result<(), BusError> {
+        self.ensure_exchange(bus, &self.rpc_exchange()).await
     }
 
-    async fn declare_exchange_names(
-        &self,
-        channel: &Channel,
-        names: &[String],
-    ) -> Result<(), BusError> {
-        for exchange in names {
-            channel
-                .exchange_declare(
-                    exchange.as_str().into(),
-                    ExchangeKind::Topic,
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| BusError::declare(exchange, e.to_string()))?;
+    /// Makes sure the shared exchange `name` exists. It is looked for first (a passive
+    /// declare, which needs no permission), and declared (durable topic) only when it
+    /// is missing. With least-privilege broker accounts nothing but the broker's
+    /// definitions (or a deploy step) creates, changes or deletes the shared exchanges:
+    /// a service's account is refused that, and a missing exchange is then an error
+    /// that says where the topology comes from. With the development account it is
+    /// created. Each check runs on a channel of its own: a 404 closes the channel.
+    pub async fn ensure_exchange(&self, bus: &Bus, name: &str) -> Result<(), BusError> {
+        let checked = bus.channel().await?;
+        let passive = ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let found = checked
+            .exchange_declare(
+                name.into(),
+                ExchangeKind::Topic,
+                passive,
+                FieldTable::default(),
+            )
+            .await;
+        match found {
+            Ok(()) => {
+                crate::amqp::close_channel(&checked).await;
+                return Ok(());
+            }
+            Err(err) if crate::amqp::reply_code(&err) == Some(crate::amqp::NOT_FOUND) => {}
+            Err(err) => return Err(BusError::declare(name, err.to_string())),
         }
-        Ok(())
+        let channel = bus.channel().await?;
+        let declared = channel
+            .exchange_declare(
+                name.into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match declared {
+            Ok(()) => {
+                tracing::info!(exchange = %name, "declared the missing exchange");
+                crate::amqp::close_channel(&channel).await;
+                Ok(())
+            }
+            Err(err) if crate::amqp::reply_code(&err) == Some(ACCESS_REFUSED) => {
+                Err(BusError::declare(
+                    name,
+                    format!(
+                        "it does not exist and this broker account may not create it: load the \
+                         broker definitions (deploy/rabbitmq/definitions.json) or run the deploy \
+                         step that declares the topology ({err})"
+                    ),
+                ))
+            }
+            Err(err) => Err(BusError::declare(name, err.to_string())),
+        }
     }
 
-    /// Declares the exchanges and `<service>.rpc`, bound to `rpc` with `<service>.*`
-    /// (and `<service>.sys.*` for the built-in system methods).
-    pub async fn declare_rpc(&self, channel: &Channel, service: &str) -> Result<String, BusError> {
-        self.declare_exchanges(channel).await?;
+    /// Checks the exchanges, declares `<service>.rpc` and binds it to `rpc` with
+    /// `<service>.*` (and `<service>.sys.*` for the built-in system methods): the queue
+    /// and bindings the service owns, healed on every (re)connect.
+    pub async fn declare_rpc(
+        &self,
+        bus: &Bus,
+        channel: &Channel,
+        service: &str,
+    ) -> Result<String, BusError> {
+        self.ensure_exchanges(bus).await?;
         let queue = self.rpc_queue(service);
         declare_queue(channel, &queue, FieldTable::default()).await?;
         for key in [format!("{service}.*"), format!("{service}.sys.*")] {
@@ -141,16 +188,17 @@ impl Topology {
         Ok(queue)
     }
 
-    /// Declares the exchanges, `<service>.events` bound to each of `keys`, and its DLQ.
-    /// Rejected messages go to the DLQ through the default exchange, so no extra
+    /// Checks the exchanges, declares `<service>.events` bound to each of `keys`, and its
+    /// DLQ. Rejected messages go to the DLQ through the default exchange, so no extra
     /// exchange is needed (<https://www.rabbitmq.com/docs/dlx>).
     pub async fn declare_events(
         &self,
+        bus: &Bus,
         channel: &Channel,
         service: &str,
         keys: &[&str],
     ) -> Result<String, BusError> {
-        self.declare_exchanges(channel).await?;
+        self.ensure_exchanges(bus).await?;
         let dlq = self.events_dlq(service);
         declare_queue(channel, &dlq, self.queue_kind_args()).await?;
         let queue = self.events_queue(service);

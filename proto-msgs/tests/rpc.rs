@@ -391,3 +391,101 @@ async fn an_unroutable_method_is_returned_and_fails_fast() {
     stop.cancel();
     server.stopped().await;
 }
+
+/// Reply queues take writes from anyone allowed on the default exchange, so a client
+/// that knows who answers for a service takes a reply only from that broker account
+/// (its `user_id`, which the broker checks): a reply from any other is dropped, and the
+/// call runs into its deadline as if nobody had answered.
+#[tokio::test]
+async fn a_reply_from_an_account_that_does_not_answer_for_the_method_is_dropped() {
+    use proto_msgs::rpc::Repliers;
+    use proto_msgs::testing::TestAccount;
+    let bus = TestBus::new();
+    let impostor = TestAccount::create("impostor").await;
+    let stop = CancellationToken::new();
+    bus.track("echo");
+    // The server runs as the impostor account.
+    let server = RpcServer::new(impostor.bus(&bus.config()), "echo")
+        .method(
+            "echo.echo",
+            |_ctx, v: serde_json::Value| async move { Ok(v) },
+        )
+        .start(stop.clone())
+        .await
+        .unwrap();
+    let expecting = |account: &str| RpcClientConfig {
+        repliers: Repliers::parse(&format!("echo={account}")).unwrap(),
+        ..Default::default()
+    };
+    let strict = RpcClient::connect(bus.config(), expecting("guest"))
+        .await
+        .unwrap();
+    let mut ctx = RequestContext::new();
+    ctx.deadline = Some(SystemTime::now() + Duration::from_millis(700));
+    let err = strict
+        .call::<_, u32>("echo.echo", &1u32, &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::DeadlineExceeded, "{err}");
+    assert_eq!(strict.pending(), 0);
+
+    // The same server is answered when it is the account that answers for `echo`.
+    let trusting = RpcClient::connect(bus.config(), expecting(&impostor.name))
+        .await
+        .unwrap();
+    let v: u32 = trusting
+        .call("echo.echo", &2u32, &RequestContext::new())
+        .await
+        .unwrap();
+    assert_eq!(v, 2);
+    strict.close().await;
+    trusting.close().await;
+    stop.cancel();
+    server.stopped().await;
+}
+
+/// A request naming an actor is served only from an account trusted to vouch for users.
+#[tokio::test]
+async fn actor_headers_from_an_untrusted_account_are_refused() {
+    use proto_msgs::rpc::Trust;
+    use proto_msgs::testing::TestAccount;
+    let bus = TestBus::new();
+    let gateway = TestAccount::create("gateway").await;
+    let stop = CancellationToken::new();
+    bus.track("echo");
+    let server =
+        RpcServer::new(bus.config(), "echo")
+            .trust(Trust::Accounts(vec![gateway.name.clone()]))
+            .method(
+                "echo.whoami",
+                |ctx: RequestContext, _req: serde_json::Value| async move {
+                    Ok(ctx.require_actor()?.id)
+                },
+            )
+            .start(stop.clone())
+            .await
+            .unwrap();
+    let actor = proto_msgs::Actor {
+        id: uuid::Uuid::new_v4(),
+        role: proto_msgs::Role::Admin,
+    };
+    let ctx = RequestContext::new().with_actor(actor);
+    let untrusted = client(&bus).await;
+    let err = untrusted
+        .call::<_, uuid::Uuid>("echo.whoami", &serde_json::json!({}), &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::PermissionDenied, "{err}");
+    let trusted = RpcClient::connect(gateway.bus(&bus.config()), RpcClientConfig::default())
+        .await
+        .unwrap();
+    let id: uuid::Uuid = trusted
+        .call("echo.whoami", &serde_json::json!({}), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(id, actor.id);
+    untrusted.close().await;
+    trusted.close().await;
+    stop.cancel();
+    server.stopped().await;
+}

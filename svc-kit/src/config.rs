@@ -3,6 +3,7 @@
 use crate::db::DbConfig;
 use proc_kit::{AppEnv, ConfigError, Vars};
 use proto_msgs::BusConfig;
+use proto_msgs::rpc::Trust;
 use std::time::Duration;
 
 /// What both services read from the environment (each adds its own on top).
@@ -24,6 +25,10 @@ pub struct ServiceConfig {
     /// `DATABASE_URL`, `DB_MAX_CONNECTIONS` (1..=1000, default 10),
     /// `DB_ACQUIRE_TIMEOUT_MS` (1..=600000, default 3000).
     pub db: DbConfig,
+    /// Broker accounts whose requests may name an actor (`TRUSTED_CALLERS`,
+    /// comma-separated: the gateway's). Unset: anyone's (one shared account), which
+    /// production refuses.
+    pub trusted_callers: Trust,
 }
 
 impl ServiceConfig {
@@ -33,11 +38,21 @@ impl ServiceConfig {
         let app_env = vars.app_env()?;
         vars.require_in_production(app_env, "DATABASE_URL", "it holds the database password")?;
         vars.require_in_production(app_env, "AMQP_URL", "it holds the broker password")?;
+        vars.require_in_production(
+            app_env,
+            "TRUSTED_CALLERS",
+            "the broker accounts whose requests may act for a user: the gateway's",
+        )?;
         let bus = BusConfig::from_vars(vars)?;
+        vars.refuse_development_secret(app_env, "AMQP_URL", &bus.url)?;
         let events_bus = vars
             .get("EVENTS_AMQP_URL")
             .map(|url| BusConfig::new(url, bus.topology.clone()));
+        if let Some(events) = &events_bus {
+            vars.refuse_development_secret(app_env, "EVENTS_AMQP_URL", &events.url)?;
+        }
         let mut db = DbConfig::new(vars.text("DATABASE_URL", default_database));
+        vars.refuse_development_secret(app_env, "DATABASE_URL", &db.url)?;
         db.max_connections = vars.number("DB_MAX_CONNECTIONS", 1..=1000, db.max_connections)?;
         db.acquire_timeout = vars.millis(
             "DB_ACQUIRE_TIMEOUT_MS",
@@ -51,6 +66,7 @@ impl ServiceConfig {
             rpc_prefetch: vars.number("RPC_PREFETCH", 1..=1000, 32)?,
             outbox_poll: vars.millis("OUTBOX_POLL_MS", 10..=600_000, 1000)?,
             db,
+            trusted_callers: Trust::from_list(&vars.text("TRUSTED_CALLERS", "")),
         })
     }
 
@@ -65,6 +81,7 @@ impl ServiceConfig {
             rpc_prefetch: 32,
             outbox_poll: Duration::from_millis(100),
             db,
+            trusted_callers: Trust::Anyone,
         }
     }
 }
@@ -82,6 +99,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("database_url", &redact(&self.db.url))
             .field("db_max_connections", &self.db.max_connections)
             .field("db_acquire_timeout", &self.db.acquire_timeout)
+            .field("trusted_callers", &self.trusted_callers)
             .finish()
     }
 }

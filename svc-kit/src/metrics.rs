@@ -26,6 +26,7 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 pub struct ServiceMetrics {
     registry: Registry,
     rpc_requests: IntCounterVec,
+    rpc_untrusted: IntCounterVec,
     rpc_duration: HistogramVec,
     events_consumed: IntCounterVec,
     events_retried: IntCounterVec,
@@ -53,6 +54,13 @@ impl ServiceMetrics {
                 "RPC requests handled, by method and outcome",
             ),
             &["method", "outcome"],
+        )?;
+        let rpc_untrusted = IntCounterVec::new(
+            Opts::new(
+                "rpc_server_untrusted_total",
+                "Requests refused because they named an actor from a broker account not trusted to",
+            ),
+            &["method"],
         )?;
         let rpc_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -93,6 +101,7 @@ impl ServiceMetrics {
             &["state"],
         )?;
         registry.register(Box::new(rpc_requests.clone()))?;
+        registry.register(Box::new(rpc_untrusted.clone()))?;
         registry.register(Box::new(rpc_duration.clone()))?;
         registry.register(Box::new(events_consumed.clone()))?;
         registry.register(Box::new(events_retried.clone()))?;
@@ -107,6 +116,7 @@ impl ServiceMetrics {
         Ok(Arc::new(ServiceMetrics {
             registry,
             rpc_requests,
+            rpc_untrusted,
             rpc_duration,
             events_consumed,
             events_retried,
@@ -155,6 +165,10 @@ impl ServerObserver for ServiceMetrics {
         self.rpc_duration
             .with_label_values(&[method])
             .observe(elapsed.as_secs_f64());
+    }
+
+    fn request_untrusted(&self, method: &str) {
+        self.rpc_untrusted.with_label_values(&[method]).inc();
     }
 }
 

@@ -181,6 +181,7 @@ impl Started {
         let server = wiring
             .server
             .prefetch(config.rpc_prefetch)
+            .trust(config.trusted_callers.clone())
             .observer(metrics)
             .metrics(move || render.render())
             .health_check(move || {

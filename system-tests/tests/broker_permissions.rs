@@ -102,6 +102,20 @@ async fn setup(id: &str) -> (BrokerSetup, String) {
             .unwrap();
         assert!(r.status().is_success());
     }
+    for perm in defs["topic_permissions"].as_array().unwrap() {
+        let user = format!("{}-{id}", perm["user"].as_str().unwrap());
+        let r = http
+            .put(format!(
+                "{base}/api/topic-permissions/{}/{}",
+                enc(&vhost),
+                enc(&user)
+            ))
+            .json(&json!({"exchange": perm["exchange"], "write": perm["write"], "read": perm["read"]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "topic permission: {}", r.status());
+    }
     // The topology part, as the compose broker loads it.
     let mut topology = json!({
         "exchanges": defs["exchanges"], "queues": defs["queues"], "bindings": defs["bindings"],
@@ -162,6 +176,12 @@ async fn services_work_with_least_privilege_broker_users_and_nothing_more() {
         ("ORDER_SVC_AMQP_URL".into(), url("order-svc")),
         ("ADMIN_EMAIL".into(), "perm-admin@example.com".into()),
         ("ADMIN_PASSWORD".into(), "perm-admin-password".into()),
+        // Who may vouch for users, and who answers for which service.
+        ("TRUSTED_CALLERS".into(), format!("gateway-{id}")),
+        (
+            "RPC_REPLIERS".into(),
+            format!("users=user-svc-{id},orders=order-svc-{id},catalog=order-svc-{id}"),
+        ),
     ]);
     let up = system.make("up");
     assert!(
@@ -246,6 +266,8 @@ async fn services_work_with_least_privilege_broker_users_and_nothing_more() {
         "order-svc cannot read user-svc's inbox"
     );
 
+    attacks_are_refused_or_ignored(&system, &url, &id).await;
+
     // The gateway's consumer probe (a passive declare) works under its account: with
     // user-svc stopped, its routes answer 503 at once instead of waiting for the deadline.
     let pid = std::fs::read_to_string(system.run_dir().join("pids/user-svc.pid")).unwrap();
@@ -279,4 +301,247 @@ async fn services_work_with_least_privilege_broker_users_and_nothing_more() {
     assert!(down.status.success(), "{}", text(&down));
     drop(system);
     drop(broker);
+}
+
+/// The attacks a service's account could try with the shipped definitions: each is
+/// refused by the broker or ignored by the receiver, and the system keeps serving.
+async fn attacks_are_refused_or_ignored(
+    system: &MakeSystem,
+    url: &impl Fn(&str) -> String,
+    id: &str,
+) {
+    use lapin::options::{ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions};
+    let base = system.base_url();
+    let http = reqwest::Client::new();
+
+    // 1. order-svc's account may declare a queue of its own name space, but not bind it
+    //    to `rpc` with `#` to read every request (users.login bodies among them).
+    let spy = |ch: lapin::Channel| async move {
+        ch.queue_declare(
+            "orders.spy".into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_bind(
+            "orders.spy".into(),
+            "rpc".into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    assert!(
+        refused(&url("order-svc"), spy).await,
+        "order-svc's account cannot bind a spy queue to every request"
+    );
+    let spy_users = |ch: lapin::Channel| async move {
+        ch.queue_bind(
+            "orders.rpc".into(),
+            "rpc".into(),
+            "users.*".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    assert!(
+        refused(&url("order-svc"), spy_users).await,
+        "order-svc's account cannot bind user-svc's methods to its own queue"
+    );
+
+    // 2. No service may delete (or declare) the shared exchanges.
+    for account in ["user-svc", "order-svc", "gateway"] {
+        for exchange in ["rpc", "events"] {
+            let delete = move |ch: lapin::Channel| async move {
+                ch.exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+                    .await
+            };
+            assert!(
+                refused(&url(account), delete).await,
+                "{account} cannot delete {exchange}"
+            );
+        }
+    }
+
+    // 3. user-svc's account publishes straight into orders.rpc (through the default
+    //    exchange, which it must be able to use for its replies) claiming to be an
+    //    admin: order-svc answers permission_denied and changes nothing.
+    let user = system_tests::http::Session::new(&base, http.clone())
+        .await
+        .expect("a user");
+    let order_id = user.create_order().await.expect("an order to attack");
+    let admin_token = system_tests::http::login(
+        &http,
+        &base,
+        "perm-admin@example.com",
+        "perm-admin-password",
+    )
+    .await
+    .expect("admin login");
+    let conn = Connection::connect(&url("user-svc"), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let replies = ch
+        .queue_declare(
+            "users.attacker".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .clone();
+    let mut consumer = ch
+        .basic_consume(
+            replies.clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-actor-id".into(),
+        lapin::types::AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into()),
+    );
+    headers.insert(
+        "x-actor-role".into(),
+        lapin::types::AMQPValue::LongString("admin".into()),
+    );
+    let body = json!({"id": order_id, "status": "SHIPPED"}).to_string();
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_type("orders.update_status".into())
+        .with_correlation_id("attack-1".into())
+        .with_reply_to(replies.clone())
+        .with_user_id(format!("user-svc-{id}").into())
+        .with_headers(headers.clone());
+    ch.basic_publish(
+        "".into(),
+        "orders.rpc".into(),
+        BasicPublishOptions::default(),
+        body.as_bytes(),
+        props,
+    )
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::StreamExt::next(&mut consumer),
+    )
+    .await
+    .expect("a reply")
+    .expect("consumer open")
+    .expect("delivery");
+    let reply: Value = serde_json::from_slice(&reply.data).unwrap();
+    assert_eq!(reply["error"]["code"], "permission_denied", "{reply}");
+    // Without a user_id at all, the same.
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_type("orders.update_status".into())
+        .with_correlation_id("attack-2".into())
+        .with_reply_to(replies.clone())
+        .with_headers(headers.clone());
+    ch.basic_publish(
+        "".into(),
+        "orders.rpc".into(),
+        BasicPublishOptions::default(),
+        body.as_bytes(),
+        props,
+    )
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::StreamExt::next(&mut consumer),
+    )
+    .await
+    .expect("a reply")
+    .expect("consumer open")
+    .expect("delivery");
+    let reply: Value = serde_json::from_slice(&reply.data).unwrap();
+    assert_eq!(reply["error"]["code"], "permission_denied", "{reply}");
+    let _ = conn.close(200, "bye".into()).await;
+    let order: Value = http
+        .get(format!("{base}/orders/{order_id}"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "PENDING", "the attack changed nothing");
+
+    // 4. Forging the gateway's account in `user_id` is refused by the broker itself.
+    let gateway_account = format!("gateway-{id}");
+    let forge = move |ch: lapin::Channel| async move {
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        ch.basic_publish(
+            "".into(),
+            "orders.rpc".into(),
+            BasicPublishOptions::default(),
+            b"{}",
+            BasicProperties::default().with_user_id(gateway_account.into()),
+        )
+        .await?
+        .await?;
+        Ok(())
+    };
+    assert!(
+        refused_with(&url("user-svc"), "PRECONDITION_FAILED", forge).await,
+        "the broker refuses a user_id that is not the publisher's"
+    );
+
+    // 5. The system still serves, and the services counted the refused requests.
+    let r = http
+        .get(format!("{base}/orders/{order_id}"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = http
+        .get(format!("{base}/metrics/orders"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"rpc_server_untrusted_total{method="orders.update_status",service="orders"} 2"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// True when the broker closes the channel with `code` (e.g. PRECONDITION_FAILED).
+async fn refused_with<F, Fut>(url: &str, code: &str, op: F) -> bool
+where
+    F: FnOnce(lapin::Channel) -> Fut,
+    Fut: std::future::Future<Output = lapin::Result<()>>,
+{
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let result = op(ch).await;
+    let _ = conn.close(200, "bye".into()).await;
+    matches!(result, Err(e) if e.to_string().contains(code))
 }

@@ -14,6 +14,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/users
 /// Where development mode keeps its generated signing key.
 pub const DEFAULT_DEV_KEY_FILE: &str = ".run/keys/user-svc-ed25519.pem";
 pub const DEFAULT_BCRYPT_COST: u32 = 12;
+/// The least bcrypt cost production accepts.
+pub const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
 pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_JWT_ISSUER: &str = "shop-user-svc";
 pub const DEFAULT_JWT_AUDIENCE: &str = "shop";
@@ -49,6 +51,16 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let service = ServiceConfig::from_vars(vars, DEFAULT_DATABASE_URL)?;
         let bcrypt_cost = vars.number("BCRYPT_COST", 4..=31, DEFAULT_BCRYPT_COST)?;
+        if service.app_env == AppEnv::Production && bcrypt_cost < MIN_PRODUCTION_BCRYPT_COST {
+            return Err(ConfigError::Invalid {
+                name: "BCRYPT_COST",
+                value: bcrypt_cost.to_string(),
+                message: format!(
+                    "must be at least {MIN_PRODUCTION_BCRYPT_COST} when APP_ENV=production \
+                     (lower costs are for tests: a stolen hash falls in minutes)"
+                ),
+            });
+        }
         let bcrypt_concurrency =
             vars.number("BCRYPT_CONCURRENCY", 1..=256, default_concurrency())?;
         let jwt_key = match (
@@ -77,6 +89,9 @@ impl Config {
         let jwt_ttl = vars.secs("JWT_TTL_SECS", 1..=86_400, DEFAULT_JWT_TTL.as_secs())?;
         let admin_email = vars.get("ADMIN_EMAIL");
         let admin_password = vars.secret("ADMIN_PASSWORD");
+        if let Some(password) = &admin_password {
+            vars.refuse_development_secret(service.app_env, "ADMIN_PASSWORD", password.expose())?;
+        }
         if admin_email.is_some() != admin_password.is_some() {
             return Err(ConfigError::Rule(
                 "ADMIN_EMAIL and ADMIN_PASSWORD must be set together (or neither)".into(),
@@ -164,6 +179,7 @@ mod tests {
         let urls = [
             ("DATABASE_URL", "postgres://u:p@db/users"),
             ("AMQP_URL", "amqp://u:p@mq/%2f"),
+            ("TRUSTED_CALLERS", "gateway"),
         ];
         let err = from(&[("APP_ENV", "production")]).unwrap_err().to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
@@ -171,7 +187,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("AMQP_URL"), "{err}");
-        let err = from(&[("APP_ENV", "production"), urls[0], urls[1]])
+        let err = from(&[("APP_ENV", "production"), urls[0], urls[1], urls[2]])
             .unwrap_err()
             .to_string();
         assert!(err.contains("JWT_PRIVATE_KEY"), "{err}");
@@ -179,10 +195,27 @@ mod tests {
             ("APP_ENV", "production"),
             urls[0],
             urls[1],
+            urls[2],
             ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
         ])
         .unwrap();
         assert!(matches!(c.jwt_key, KeySource::File(_)));
+        let prod = |extra: (&'static str, &'static str)| {
+            from(&[
+                ("APP_ENV", "production"),
+                urls[0],
+                urls[1],
+                urls[2],
+                ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+                extra,
+            ])
+        };
+        let err = prod(("BCRYPT_COST", "4")).unwrap_err().to_string();
+        assert!(err.starts_with("BCRYPT_COST"), "{err}");
+        let err = prod(("ADMIN_PASSWORD", "admin-password"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ADMIN_PASSWORD"), "{err}");
     }
 
     #[test]

@@ -76,12 +76,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         ),
         _ => None,
     };
-    if config.service.app_env == AppEnv::Production && config.bcrypt_cost < 10 {
-        tracing::warn!(
-            cost = config.bcrypt_cost,
-            "BCRYPT_COST below 10 in production"
-        );
-    }
     let hasher = Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency)
         .await
         .map_err(|e| service_error(&format!("password hashing: {e}")))?;

@@ -147,9 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Listen { pattern } => {
             proto_msgs::amqp::check_name("the pattern", &pattern).map_err(anyhow::Error::msg)?;
-            let conn = bus.connect("bus-cli listen").await?;
-            let ch = conn.create_channel().await?;
-            bus.topology.declare_exchanges(&ch).await?;
+            let conn = proto_msgs::Bus::connect(bus.clone(), "bus-cli listen").await?;
+            conn.topology().ensure_exchanges(&conn).await?;
+            let ch = conn.channel().await?;
             let queue = ch
                 .queue_declare(
                     "".into(),

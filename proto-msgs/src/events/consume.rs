@@ -153,6 +153,7 @@ impl EventConsumer {
         let role = format!("{} event-consumer", self.service);
         let (bus, owns_bus) = self.bus.resolve(&role);
         let topology = bus.topology().clone();
+        let declaring = bus.clone();
         let service = self.service.clone();
         let state = Arc::new(ConsumerState {
             service: self.service.clone(),
@@ -170,9 +171,12 @@ impl EventConsumer {
                 let topology = topology.clone();
                 let service = service.clone();
                 let keys = keys.clone();
+                let bus = declaring.clone();
                 async move {
                     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    topology.declare_events(&channel, &service, &keys).await
+                    topology
+                        .declare_events(&bus, &channel, &service, &keys)
+                        .await
                 }
                 .boxed()
             }),

@@ -115,7 +115,7 @@ impl EventPublisher {
             .await
             .map_err(|_| BusError::NotConnected)??;
         let ready = async {
-            self.bus.topology().declare_exchanges(&channel).await?;
+            self.bus.topology().ensure_exchanges(&self.bus).await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await

@@ -622,7 +622,7 @@ async fn establish(inner: &Inner) -> Result<Opened, BusError> {
 }
 
 async fn open_session(inner: &Inner, channel: &Channel) -> Result<Opened, BusError> {
-    inner.bus.topology().declare_rpc_exchange(channel).await?;
+    inner.bus.topology().ensure_rpc_exchange(&inner.bus).await?;
     let reply_to = match inner.config.reply_mode {
         ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
         ReplyMode::ExclusiveQueue => channel

@@ -234,6 +234,7 @@ impl RpcServer {
         });
         let topology = bus.topology().clone();
         let service = self.service.clone();
+        let declaring = bus.clone();
         let in_flight = TaskTracker::new();
         let spec = ConsumeSpec {
             bus,
@@ -243,7 +244,8 @@ impl RpcServer {
             declare: Box::new(move |channel| {
                 let topology = topology.clone();
                 let service = service.clone();
-                async move { topology.declare_rpc(&channel, &service).await }.boxed()
+                let bus = declaring.clone();
+                async move { topology.declare_rpc(&bus, &channel, &service).await }.boxed()
             }),
             in_flight: in_flight.clone(),
         };
