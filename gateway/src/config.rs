@@ -68,9 +68,9 @@ pub struct Config {
     /// `users=user-svc,orders=order-svc,catalog=order-svc`): a reply from any other is
     /// dropped. Unset: anyone's (one shared account), which production refuses.
     pub repliers: Repliers,
-    /// Take the client IP from `X-Forwarded-For` (`TRUST_FORWARDED_FOR`); only behind a
-    /// proxy that sets it.
-    pub trust_forwarded_for: bool,
+    /// Proxies of ours in front of the gateway (`TRUSTED_PROXY_HOPS`, 0..=16, default 0):
+    /// that many `X-Forwarded-For` entries, from the right, tell the client's address.
+    pub trusted_proxy_hops: usize,
     /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated, `*` for any);
     /// empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
@@ -134,7 +134,14 @@ impl Config {
             0..=1_000_000,
             limits.user_per_min,
         )?;
-        c.trust_forwarded_for = vars.flag("TRUST_FORWARDED_FOR", false)?;
+        if vars.is_set("TRUST_FORWARDED_FOR") {
+            return Err(ConfigError::Rule(
+                "TRUST_FORWARDED_FOR is gone: set TRUSTED_PROXY_HOPS to the number of proxies \
+                 of yours in front of the gateway (1 for the old `true`)"
+                    .into(),
+            ));
+        }
+        c.trusted_proxy_hops = vars.number("TRUSTED_PROXY_HOPS", 0..=16, 0)?;
         if let Some(v) = vars.get("CORS_ALLOWED_ORIGINS") {
             c.cors_allowed_origins = v
                 .split(',')
@@ -179,7 +186,7 @@ impl Config {
             jwks_refresh_min_interval: Duration::from_secs(10),
             repliers: Repliers::default(),
             rate_limits: RateLimits::default(),
-            trust_forwarded_for: false,
+            trusted_proxy_hops: 0,
             cors_allowed_origins: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -246,7 +253,7 @@ mod tests {
         assert_eq!(c.rate_limits, RateLimits::default());
         assert_eq!(c.jwt_issuer, "shop-user-svc");
         assert_eq!(c.jwt_audience, "shop");
-        assert!(!c.trust_forwarded_for);
+        assert_eq!(c.trusted_proxy_hops, 0);
         assert!(c.cors_allowed_origins.is_empty());
     }
 
@@ -257,7 +264,7 @@ mod tests {
             ("RPC_TIMEOUT_MS", "250"),
             ("RPC_TIMEOUTS", "orders.create=8000, users.login=100"),
             ("RATE_LIMIT_AUTH_PER_MIN", "0"),
-            ("TRUST_FORWARDED_FOR", "true"),
+            ("TRUSTED_PROXY_HOPS", "2"),
             ("CORS_ALLOWED_ORIGINS", "http://a.test, http://b.test"),
         ])
         .unwrap();
@@ -265,7 +272,7 @@ mod tests {
         assert_eq!(c.timeout_for("users.me"), Duration::from_millis(250));
         assert_eq!(c.timeout_for("orders.create"), Duration::from_secs(8));
         assert_eq!(c.rate_limits.auth_per_min, 0);
-        assert!(c.trust_forwarded_for);
+        assert_eq!(c.trusted_proxy_hops, 2);
         assert_eq!(
             c.cors_allowed_origins,
             vec!["http://a.test", "http://b.test"]
@@ -280,7 +287,7 @@ mod tests {
             ("PORT", "http"),
             ("RPC_TIMEOUT_MS", "0"),
             ("RPC_TIMEOUTS", "orders.create"),
-            ("TRUST_FORWARDED_FOR", "maybe"),
+            ("TRUSTED_PROXY_HOPS", "17"),
             ("JWT_PUBLIC_JWKS", "{not json"),
             ("HTTP_WORKERS", "0"),
             ("BODY_LIMIT_BYTES", "1"),

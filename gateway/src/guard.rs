@@ -50,7 +50,7 @@ pub async fn guard(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.error_response(ApiError::internal("application state missing")));
     };
-    let ip = client_ip(req.request(), state.config.trust_forwarded_for);
+    let ip = client_ip(req.request(), state.config.trusted_proxy_hops);
     let pattern = match req.extensions().get::<RoutePattern>() {
         Some(RoutePattern(pattern)) => pattern.clone(),
         None => req.match_pattern(),

@@ -245,25 +245,45 @@ fn ip_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client's address: the TCP peer, or, when `trust_forwarded_for` is set (only
-/// behind our own proxy), the last address in `X-Forwarded-For`, which is the one
-/// that proxy appended (earlier entries are whatever the client claimed).
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for && let Some(ip) = last_forwarded(req) {
-        return ip;
-    }
-    req.peer_addr()
+/// The client's address. With `trusted_hops` = 0, the TCP peer. Behind N proxies of
+/// our own (`TRUSTED_PROXY_HOPS`), `X-Forwarded-For` is read from the right: each of our
+/// proxies appended the address it was reached from, so the N-th entry from the right
+/// is the client as the outermost of them saw it; anything further left is whatever
+/// the client claimed and is ignored. An entry that is not an address stops the walk:
+/// the hop that handed it on is taken for the client (it cannot be spoofed into
+/// another's address, only into its own).
+pub fn client_ip(req: &HttpRequest, trusted_hops: usize) -> IpAddr {
+    let mut client = req
+        .peer_addr()
         .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
-}
-
-fn last_forwarded(req: &HttpRequest) -> Option<IpAddr> {
-    req.headers()
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if trusted_hops == 0 {
+        return client;
+    }
+    let entries: Vec<&str> = req
+        .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-        .next_back()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    for entry in entries.iter().rev().take(trusted_hops) {
+        match parse_hop(entry) {
+            Some(ip) => client = ip,
+            None => break,
+        }
+    }
+    client
+}
+
+/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:5000`, `2001:db8::1` or
+/// `[2001:db8::1]:5000`.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 #[cfg(test)]
@@ -334,26 +354,26 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_only_when_trusted() {
-        let req = TestRequest::default()
-            .peer_addr("198.51.100.1:5000".parse().unwrap())
-            .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.9"))
-            .to_http_request();
-        assert_eq!(
-            client_ip(&req, false),
-            "198.51.100.1".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            client_ip(&req, true),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
-        let req = TestRequest::default()
-            .peer_addr("198.51.100.1:5000".parse().unwrap())
-            .insert_header(("X-Forwarded-For", "garbage"))
-            .to_http_request();
-        assert_eq!(
-            client_ip(&req, true),
-            "198.51.100.1".parse::<IpAddr>().unwrap()
-        );
+    fn forwarded_for_is_read_from_the_right_for_the_trusted_hops_only() {
+        let ip = |xff: &str, hops: usize| {
+            let req = TestRequest::default()
+                .peer_addr("198.51.100.1:5000".parse().unwrap())
+                .insert_header(("X-Forwarded-For", xff))
+                .to_http_request();
+            client_ip(&req, hops).to_string()
+        };
+        // No proxy of ours: the header is the client's own claim.
+        assert_eq!(ip("6.6.6.6, 203.0.113.9", 0), "198.51.100.1");
+        // One: the rightmost entry, appended by our proxy; the rest is ignored.
+        assert_eq!(ip("6.6.6.6, 203.0.113.9", 1), "203.0.113.9");
+        // Two: the one our outer proxy appended.
+        assert_eq!(ip("6.6.6.6, 203.0.113.9, 10.0.0.2", 2), "203.0.113.9");
+        assert_eq!(ip("203.0.113.9:4711, 10.0.0.2", 2), "203.0.113.9");
+        assert_eq!(ip("[2001:db8::7]:443", 1), "2001:db8::7");
+        // An entry that is not an address: the hop that handed it on is the client.
+        assert_eq!(ip("garbage", 1), "198.51.100.1");
+        assert_eq!(ip("6.6.6.6, garbage, 10.0.0.2", 2), "10.0.0.2");
+        // Fewer entries than hops: the leftmost our proxies wrote.
+        assert_eq!(ip("203.0.113.9", 3), "203.0.113.9");
     }
 }
