@@ -571,3 +571,133 @@ impl RawRpc {
         let _ = self.connection.close(200, "done".into()).await;
     }
 }
+
+/// A certificate authority of a test's own, with its certificate in a PEM file (what a
+/// client is told to trust), deleted with the value.
+pub struct TestCa {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    /// The CA certificate, PEM.
+    pub pem_file: std::path::PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "shop test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).expect("a CA certificate");
+        let pem_file = std::env::temp_dir().join(format!(
+            "shop-test-ca-{}.pem",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&pem_file, cert.pem()).expect("write the CA file");
+        TestCa {
+            params,
+            key,
+            pem_file,
+        }
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1 signed by this CA, with its key.
+    fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let cert = params
+            .signed_by(&key, &issuer)
+            .expect("a server certificate");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .expect("a server config");
+        std::sync::Arc::new(config)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pem_file);
+    }
+}
+
+/// What a [`TlsProxy`] speaks before TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFlavour {
+    /// TLS from the first byte (AMQPS).
+    Direct,
+    /// PostgreSQL's: the client asks with an `SSLRequest`, the server answers `S`, then
+    /// TLS.
+    Postgres,
+}
+
+/// A TLS terminator in front of a real server: clients talk TLS to it with a
+/// certificate from `ca` for `localhost`, it talks plain TCP to `upstream`. How tests
+/// prove `amqps://` and `sslmode=verify-full` against the real broker and database.
+pub struct TlsProxy {
+    port: u16,
+}
+
+impl TlsProxy {
+    pub async fn start(upstream: &str, ca: &TestCa, flavour: TlsFlavour) -> TlsProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port for the TLS proxy");
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config());
+        let upstream = upstream.to_owned();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if flavour == TlsFlavour::Postgres {
+                        // SSLRequest: length 8, code 80877103.
+                        let mut request = [0u8; 8];
+                        if inbound.read_exact(&mut request).await.is_err()
+                            || request != [0, 0, 0, 8, 4, 210, 22, 47]
+                            || inbound.write_all(b"S").await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let Ok(mut tls) = acceptor.accept(inbound).await else {
+                        return;
+                    };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut outbound).await;
+                });
+            }
+        });
+        TlsProxy { port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}

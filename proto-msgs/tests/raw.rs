@@ -157,3 +157,60 @@ async fn short_strings_that_are_not_utf8_are_answered_once_and_break_nothing() {
     stop.cancel();
     server.stopped().await;
 }
+
+/// `amqps://`: the whole RPC path over TLS through a terminator in front of the real
+/// broker, the server's certificate checked against the CA given in the URL; a client
+/// told to trust another CA refuses the connection.
+#[tokio::test]
+async fn amqps_works_with_the_right_ca_and_is_refused_with_another() {
+    use proto_msgs::testing::{TestCa, TlsFlavour, TlsProxy};
+    use proto_msgs::{RpcClient, RpcClientConfig};
+    let bus = TestBus::new();
+    let ca = TestCa::new();
+    let upstream = std::env::var("AMQP_PROXY_UPSTREAM").unwrap_or_else(|_| "127.0.0.1:5672".into());
+    let proxy = TlsProxy::start(&upstream, &ca, TlsFlavour::Direct).await;
+    let mut tls = bus.config();
+    tls.url = format!(
+        "amqps://guest:guest@localhost:{}/%2f?cacertfile={}",
+        proxy.port(),
+        ca.pem_file.display()
+    );
+    let stop = CancellationToken::new();
+    bus.track("echo");
+    let server = RpcServer::new(tls.clone(), "echo")
+        .method(
+            "echo.greet",
+            |_ctx: RequestContext, req: Value| async move { Ok(json!({"hello": req["name"]})) },
+        )
+        .start(stop.clone())
+        .await
+        .unwrap();
+    let client = RpcClient::connect(tls.clone(), RpcClientConfig::default())
+        .await
+        .expect("a client over TLS");
+    let v: Value = client
+        .call(
+            "echo.greet",
+            &json!({"name": "Ada"}),
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["hello"], "Ada");
+
+    let other = TestCa::new();
+    let mut wrong = tls.clone();
+    wrong.url = format!(
+        "amqps://guest:guest@localhost:{}/%2f?cacertfile={}",
+        proxy.port(),
+        other.pem_file.display()
+    );
+    let err = wrong.connect("wrong CA").await.err().expect("refused");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    client.close().await;
+    stop.cancel();
+    server.stopped().await;
+}

@@ -36,7 +36,7 @@ const DEFAULT_HEARTBEAT: u16 = 10;
 /// Shortest heartbeat accepted: lapin sends one every `heartbeat / 2` seconds.
 const MIN_HEARTBEAT: u16 = 2;
 
-/// What an `amqp://user:pass@host:port/vhost?heartbeat=N` URL says.
+/// What an `amqp://user:pass@host:port/vhost?heartbeat=N` (or `amqps://…`) URL says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpUrl {
     pub host: String,
@@ -45,6 +45,11 @@ pub struct AmqpUrl {
     pub password: String,
     pub vhost: String,
     pub heartbeat: u16,
+    /// `amqps://`: TLS, the server's certificate checked against `ca_file` (the
+    /// `cacertfile` query parameter, as RabbitMQ's URI spec names it) or else the
+    /// system's roots, for the URL's host name.
+    pub tls: bool,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl AmqpUrl {
@@ -53,16 +58,11 @@ impl AmqpUrl {
     /// path is the vhost `/`, missing credentials are `guest`.
     pub fn parse(text: &str) -> Result<AmqpUrl, String> {
         let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
-        match url.scheme() {
-            "amqp" => {}
-            "amqps" => {
-                return Err(
-                    "amqps:// is not supported: this build talks plain AMQP on a private network"
-                        .to_owned(),
-                );
-            }
-            other => return Err(format!("scheme {other:?} is not amqp://")),
-        }
+        let tls = match url.scheme() {
+            "amqp" => false,
+            "amqps" => true,
+            other => return Err(format!("scheme {other:?} is neither amqp:// nor amqps://")),
+        };
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
@@ -89,8 +89,14 @@ impl AmqpUrl {
             path => decode(&path[1..])?,
         };
         let mut heartbeat = DEFAULT_HEARTBEAT;
+        let mut ca_file = None;
         for (key, value) in url.query_pairs() {
-            if key == "heartbeat" {
+            if key == "cacertfile" {
+                if !tls {
+                    return Err("cacertfile is for amqps:// URLs".to_owned());
+                }
+                ca_file = Some(std::path::PathBuf::from(value.as_ref()));
+            } else if key == "heartbeat" {
                 heartbeat = value
                     .parse()
                     .ok()
@@ -102,11 +108,13 @@ impl AmqpUrl {
         }
         Ok(AmqpUrl {
             host,
-            port: url.port().unwrap_or(5672),
+            port: url.port().unwrap_or(if tls { 5671 } else { 5672 }),
             username,
             password,
             vhost,
             heartbeat,
+            tls,
+            ca_file,
         })
     }
 }
@@ -134,13 +142,24 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, BusError> {
             ..Default::default()
         },
     };
+    let tls =
+        match parsed.tls {
+            true => Some(transport::tls_connector(parsed.ca_file.as_deref()).map_err(
+                |reason| BusError::Connect {
+                    url: redacted.clone(),
+                    reason,
+                },
+            )?),
+            false => None,
+        };
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = async_rs::Runtime::new(transport::Kit::current());
     let open = Connection::connector(
         uri,
         runtime,
-        async |uri: AMQPUri, _| {
-            let connect = transport::Sanitized::connect(&uri.authority.host, uri.authority.port);
+        async move |uri: AMQPUri, _| {
+            let host = uri.authority.host.clone();
+            let connect = transport::Sanitized::connect(&host, uri.authority.port, tls.clone());
             match tokio::time::timeout(OPEN_TIMEOUT, connect).await {
                 Ok(Ok(stream)) => Ok(lapin::tcp::AsyncTcpStream::Plain(stream)),
                 Ok(Err(err)) => Err(err.into()),
@@ -239,6 +258,8 @@ mod tests {
                 password: "guest".into(),
                 vhost: "/".into(),
                 heartbeat: DEFAULT_HEARTBEAT,
+                tls: false,
+                ca_file: None,
             }
         );
         let u = AmqpUrl::parse("amqp://us%40er:p%3Ass@broker/shop?heartbeat=30").unwrap();
@@ -254,7 +275,14 @@ mod tests {
         );
         assert_eq!(AmqpUrl::parse("amqp://h").unwrap().vhost, "/");
         assert_eq!(AmqpUrl::parse("amqp://h").unwrap().username, "guest");
-        assert!(AmqpUrl::parse("amqps://h").is_err());
+        let tls = AmqpUrl::parse("amqps://h/%2f?cacertfile=/etc/ca.pem").unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.port, 5671);
+        assert_eq!(
+            tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert!(AmqpUrl::parse("amqp://h?cacertfile=/etc/ca.pem").is_err());
         assert!(AmqpUrl::parse("http://h").is_err());
         assert!(AmqpUrl::parse("amqp://h?heartbeat=x").is_err());
         assert!(AmqpUrl::parse("amqp://h?heartbeat=0").is_err());

@@ -83,7 +83,7 @@ impl Reactor for Kit {
         &self,
         addr: SocketAddr,
     ) -> impl Future<Output = io::Result<Self::TcpStream>> + Send + 'static {
-        async move { Sanitized::connect(&addr.ip().to_string(), addr.port()).await }
+        async move { Sanitized::connect(&addr.ip().to_string(), addr.port(), None).await }
     }
 }
 
@@ -98,7 +98,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A TCP stream whose inbound AMQP frames are made safe for lapin's parser, one whole
 /// frame at a time. Outbound bytes pass straight through.
 pub(crate) struct Sanitized {
-    tcp: tokio::net::TcpStream,
+    tcp: Socket,
     /// What one read from the socket fills.
     scratch: Box<[u8]>,
     /// Bytes read but not yet part of a complete frame.
@@ -114,10 +114,23 @@ pub(crate) struct Sanitized {
 }
 
 impl Sanitized {
-    /// Connects to `host:port` with Nagle off (small RPC frames must not wait).
-    pub(crate) async fn connect(host: &str, port: u16) -> io::Result<Sanitized> {
-        let tcp = tokio::net::TcpStream::connect((host, port)).await?;
-        tcp.set_nodelay(true)?;
+    /// Connects to `host:port` with Nagle off (small RPC frames must not wait), then,
+    /// with `tls`, makes the TLS handshake for `host`.
+    pub(crate) async fn connect(
+        host: &str,
+        port: u16,
+        tls: Option<tokio_rustls::TlsConnector>,
+    ) -> io::Result<Sanitized> {
+        let plain = tokio::net::TcpStream::connect((host, port)).await?;
+        plain.set_nodelay(true)?;
+        let tcp = match tls {
+            None => Socket::Plain(plain),
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Socket::Tls(Box::new(connector.connect(name, plain).await?))
+            }
+        };
         Ok(Sanitized {
             tcp,
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -260,4 +273,116 @@ impl AsyncWrite for Sanitized {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         tokio::io::AsyncWrite::poll_shutdown(Pin::new(&mut self.get_mut().tcp), cx)
     }
+}
+
+/// The byte stream under [`Sanitized`]: plain TCP, or TLS over it.
+enum Socket {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Socket::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Socket::Plain(s) => s.is_write_vectored(),
+            Socket::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_flush(cx),
+            Socket::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The TLS client of `amqps://` URLs: the server's certificate must chain to the CAs of
+/// `ca_file` (PEM), or else to the system's roots, and name the URL's host. One crypto
+/// provider for the whole workspace: ring (sqlx's rustls uses it too).
+pub(crate) fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "the CA file {} holds no certificate",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("a CA of {} is not usable: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err("no system CA certificates found: set cacertfile in the URL".into());
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }
