@@ -205,7 +205,7 @@ async fn amqps_works_with_the_right_ca_and_is_refused_with_another() {
         proxy.port(),
         other.pem_file.display()
     );
-    let err = wrong.connect("wrong CA").await.err().expect("refused");
+    let err = wrong.connect("wrong CA").await.expect_err("refused");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"

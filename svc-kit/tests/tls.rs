@@ -42,8 +42,7 @@ async fn verify_full_with_the_right_ca_works_and_another_ca_is_refused() {
     );
     let err = connect(&through(&proxy, &db, &wrong))
         .await
-        .err()
-        .expect("another CA is refused");
+        .expect_err("another CA is refused");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
