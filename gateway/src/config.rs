@@ -68,6 +68,9 @@ pub struct Config {
     /// `users=user-svc,orders=order-svc,catalog=order-svc`): a reply from any other is
     /// dropped. Unset: anyone's (one shared account), which production refuses.
     pub repliers: Repliers,
+    /// Who may read `/metrics*` and the detailed `/health/ready` (`METRICS_TOKEN`,
+    /// `INTERNAL_ADDR`); neither: anyone, which production refuses.
+    pub ops: crate::ops::OpsAccess,
     /// Proxies of ours in front of the gateway (`TRUSTED_PROXY_HOPS`, 0..=16, default 0):
     /// that many `X-Forwarded-For` entries, from the right, tell the client's address.
     pub trusted_proxy_hops: usize,
@@ -142,6 +145,24 @@ impl Config {
             ));
         }
         c.trusted_proxy_hops = vars.number("TRUSTED_PROXY_HOPS", 0..=16, 0)?;
+        c.ops.token = vars.secret("METRICS_TOKEN");
+        if let Some(token) = &c.ops.token {
+            vars.refuse_development_secret(app_env, "METRICS_TOKEN", token.expose())?;
+            if token.expose().len() < 16 {
+                return Err(ConfigError::InvalidSecret {
+                    name: "METRICS_TOKEN",
+                    message: "must be at least 16 characters".into(),
+                });
+            }
+        }
+        c.ops.internal = vars.parsed::<SocketAddr>("INTERNAL_ADDR")?;
+        if app_env == proc_kit::AppEnv::Production && c.ops.is_open() {
+            return Err(ConfigError::MissingInProduction {
+                name: "METRICS_TOKEN",
+                why: "or INTERNAL_ADDR: /metrics and the detailed /health/ready must not be \
+                      open to everyone",
+            });
+        }
         if let Some(v) = vars.get("CORS_ALLOWED_ORIGINS") {
             c.cors_allowed_origins = v
                 .split(',')
@@ -185,6 +206,7 @@ impl Config {
             jwks: None,
             jwks_refresh_min_interval: Duration::from_secs(10),
             repliers: Repliers::default(),
+            ops: crate::ops::OpsAccess::default(),
             rate_limits: RateLimits::default(),
             trusted_proxy_hops: 0,
             cors_allowed_origins: Vec::new(),

@@ -13,6 +13,7 @@
 //! - [`limits`]: `governor` rate limiters with the IETF `RateLimit` headers.
 //! - [`error`]: [`error::ApiError`], the single mapping of bus errors to HTTP.
 //! - [`metrics`]: the gateway's Prometheus registry; [`openapi`]: `/openapi.json`, `/docs`.
+//! - [`ops`]: who may read `/metrics*` and the detailed `/health/ready`.
 //! - [`state`]: what handlers share (SIGTERM handling is `proc_kit::shutdown`).
 //!
 //! [`start`] binds and returns at once (the bus connects in the background: 503 until
@@ -26,6 +27,7 @@ pub mod guard;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -183,6 +185,21 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         addr: config.addr,
         source,
     })?;
+    // The internal listener: the same app, reached on a private address, where the
+    // operational endpoints need no token.
+    let server = match config.ops.internal {
+        Some(internal) => server.bind(internal).map_err(|source| StartError::Bind {
+            addr: internal,
+            source,
+        })?,
+        None => server,
+    };
+    if config.ops.is_open() {
+        tracing::warn!(
+            "/metrics and the detailed /health/ready are open to everyone \
+             (set METRICS_TOKEN or INTERNAL_ADDR)"
+        );
+    }
     let addr = server.addrs().first().copied().unwrap_or(config.addr);
     let server = server.run();
     let handle = server.handle();

@@ -140,9 +140,11 @@ pub struct HealthDoc {
 pub struct ReadyDoc {
     #[schema(example = "ok")]
     pub status: String,
-    #[schema(value_type = Object)]
-    pub checks: serde_json::Value,
-    /// Only when not ready.
+    /// Each dependency's report; only for a caller allowed to read it (the operations
+    /// token, when the gateway has one).
+    #[schema(value_type = Option<Object>)]
+    pub checks: Option<serde_json::Value>,
+    /// Only when not ready (and allowed to read the report).
     pub error: Option<ErrorFieldsDoc>,
     /// Only when not ready.
     pub request_id: Option<String>,
@@ -190,6 +192,17 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "ops",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The operations token (`METRICS_TOKEN`), when the gateway has one",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(

@@ -55,6 +55,7 @@ pub const DEVELOPMENT_SECRETS: &[&str] = &[
     "orders-dev-password",
     "grafana-dev-password",
     "admin-password",
+    "metrics-dev-token",
 ];
 
 /// The password in a URL (`scheme://user:password@host/…`), percent-decoded; for an

@@ -6,7 +6,7 @@ use crate::openapi::{HealthDoc, PublicErrors, ReadyDoc};
 use crate::routes::Bus;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use proto_msgs::{orders, users};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,16 +21,18 @@ pub async fn live() -> HttpResponse {
 }
 
 /// 200 when the broker is connected and both services answer; 503 otherwise, with the
-/// same per-dependency report plus the usual `error` and `request_id`.
+/// same per-dependency report plus the usual `error` and `request_id`. Without the
+/// operations token (when one is configured) the body is only `{"status": …}`.
 #[utoipa::path(
     get, path = "/health/ready", tag = "health",
+    security((), ("ops" = [])),
     responses(
         (status = 200, description = "Ready: every dependency answered", body = ReadyDoc),
         (status = 503, description = "A dependency is down (same report, plus `error`)", body = ReadyDoc),
         PublicErrors,
     )
 )]
-pub async fn ready(bus: Bus, state: web::Data<AppState>) -> HttpResponse {
+pub async fn ready(bus: Bus, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let timeout = state.config.health_timeout;
     let broker = bus.is_connected();
     let (users, orders) = if broker {
@@ -44,6 +46,18 @@ pub async fn ready(bus: Bus, state: web::Data<AppState>) -> HttpResponse {
     };
     let up = |v: &Value| v["status"] == "ok";
     let ok = broker && up(&users) && up(&orders);
+    if !state.config.ops.allows(&req) {
+        let status = if ok { "ok" } else { "unavailable" };
+        let code = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let mut res = HttpResponse::build(code).json(json!({ "status": status }));
+        // What a load balancer needs and nothing more; telemetry leaves it alone.
+        res.extensions_mut().insert(Rendered);
+        return res;
+    }
     let mut body = json!({
         "status": if ok { "ok" } else { "unavailable" },
         "checks": {

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::openapi::{ErrorDoc, PublicErrors};
 use crate::routes::Bus;
 use crate::state::AppState;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use proto_msgs::ErrorCode;
 use proto_msgs::rpc::{MetricsText, PROMETHEUS_TEXT};
 use proto_msgs::{orders, users};
@@ -13,42 +13,68 @@ use proto_msgs::{orders, users};
 /// The gateway's metrics.
 #[utoipa::path(
     get, path = "/metrics", tag = "metrics",
+    security((), ("ops" = [])),
     responses(
+        (status = 401, description = "The operations token is missing or wrong (when `METRICS_TOKEN` is set)", body = ErrorDoc),
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
         PublicErrors,
     )
 )]
-pub async fn gateway(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn gateway(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !state.config.ops.allows(&req) {
+        return Err(crate::ops::refused());
+    }
+    Ok(HttpResponse::Ok()
         .content_type(PROMETHEUS_TEXT)
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }
 
 /// user-svc's metrics.
 #[utoipa::path(
     get, path = "/metrics/users", tag = "metrics",
+    security((), ("ops" = [])),
     responses(
+        (status = 401, description = "The operations token is missing or wrong (when `METRICS_TOKEN` is set)", body = ErrorDoc),
         (status = 200, description = "Prometheus text of user-svc", body = String, content_type = "text/plain"),
         (status = 500, description = "user-svc sent metrics we cannot read", body = ErrorDoc),
         (status = 503, description = "user-svc does not answer", body = ErrorDoc),
         PublicErrors,
     )
 )]
-pub async fn users(bus: Bus) -> Result<HttpResponse, ApiError> {
+pub async fn users(
+    bus: Bus,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !state.config.ops.allows(&req) {
+        return Err(crate::ops::refused());
+    }
     service(bus, users::methods::METRICS).await
 }
 
 /// order-svc's metrics.
 #[utoipa::path(
     get, path = "/metrics/orders", tag = "metrics",
+    security((), ("ops" = [])),
     responses(
+        (status = 401, description = "The operations token is missing or wrong (when `METRICS_TOKEN` is set)", body = ErrorDoc),
         (status = 200, description = "Prometheus text of order-svc", body = String, content_type = "text/plain"),
         (status = 500, description = "order-svc sent metrics we cannot read", body = ErrorDoc),
         (status = 503, description = "order-svc does not answer", body = ErrorDoc),
         PublicErrors,
     )
 )]
-pub async fn orders(bus: Bus) -> Result<HttpResponse, ApiError> {
+pub async fn orders(
+    bus: Bus,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !state.config.ops.allows(&req) {
+        return Err(crate::ops::refused());
+    }
     service(bus, orders::methods::METRICS).await
 }
 

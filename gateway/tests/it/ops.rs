@@ -307,3 +307,66 @@ async fn shutdown_drains_requests_in_flight() {
     assert!(reqwest::get(format!("{base}/health")).await.is_err());
     stubs.stop().await;
 }
+
+/// With `METRICS_TOKEN`, `/metrics*` answer 401 without it and the text with it, and
+/// `/health/ready` tells everyone its status but only the token holder its report; a
+/// request on the internal listener needs no token.
+#[tokio::test]
+async fn the_operations_endpoints_need_the_token_or_the_internal_listener() {
+    let bus = TestBus::new();
+    let key = TestKey::new("k-ops");
+    let stubs = Stubs::start(&bus, &key).await;
+    let internal = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = Config::for_tests(bus.config());
+    config.ops.token = Some(proc_kit::Secret::new("ops-token-0123456789"));
+    config.ops.internal = Some(internal);
+    let gw = Gw::start(config).await;
+
+    let res = gw.get("/metrics").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let res = gw
+        .get("/metrics/users")
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = gw
+        .get("/metrics")
+        .bearer_auth("ops-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("http_requests_total"));
+
+    let (status, body) = json_of(gw.get("/health/ready").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    let (_, body) = json_of(
+        gw.get("/health/ready")
+            .bearer_auth("ops-token-0123456789")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(body["checks"]["users"]["status"] == "ok", "{body}");
+    // /health stays public.
+    assert_eq!(gw.get("/health").send().await.unwrap().status(), 200);
+
+    // The internal listener: no token needed.
+    let res = gw
+        .http
+        .get(format!("http://{internal}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    stubs.stop().await;
+    gw.stop().await;
+}
