@@ -423,60 +423,12 @@ pub(crate) mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header};
     use proto_msgs::Role;
+    pub use proto_msgs::testing::{TestKey, token_claims as claims};
+    use proto_msgs::users::{DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER};
     use serde_json::json;
 
-    /// A throwaway Ed25519 key that mints tokens.
-    pub struct TestKey {
-        pub kid: String,
-        encoding: EncodingKey,
-        pub x: String,
-    }
-
-    impl TestKey {
-        pub fn new(kid: &str) -> Self {
-            let seed: [u8; 32] = *uuid::Uuid::new_v4()
-                .as_bytes()
-                .iter()
-                .chain(uuid::Uuid::new_v4().as_bytes())
-                .copied()
-                .collect::<Vec<u8>>()
-                .first_chunk()
-                .unwrap();
-            let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-            // PKCS#8 v1 for Ed25519 is a fixed 16-byte prefix and the 32-byte seed.
-            let mut der = vec![
-                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-                0x04, 0x20,
-            ];
-            der.extend_from_slice(&seed);
-            TestKey {
-                kid: kid.to_owned(),
-                encoding: EncodingKey::from_ed_der(&der),
-                x: URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
-            }
-        }
-
-        pub fn jwks(&self) -> String {
-            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid,
-                             "alg": "EdDSA", "use": "sig"}]})
-            .to_string()
-        }
-
-        pub fn sign(&self, claims: &serde_json::Value) -> String {
-            let mut header = Header::new(Algorithm::EdDSA);
-            header.kid = Some(self.kid.clone());
-            jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
-        }
-    }
-
-    pub fn claims(sub: Uuid, role: Role, exp_in: i64) -> serde_json::Value {
-        let now = chrono::Utc::now().timestamp();
-        json!({"sub": sub.to_string(), "role": role, "iat": now, "exp": now + exp_in,
-               "iss": "shop-user-svc", "aud": "shop"})
-    }
-
     fn verifier(key: &TestKey) -> Verifier {
-        Verifier::from_jwks(&key.jwks(), "shop-user-svc", "shop").unwrap()
+        Verifier::from_jwks(&key.jwks(), DEFAULT_TOKEN_ISSUER, DEFAULT_TOKEN_AUDIENCE).unwrap()
     }
 
     async fn check(v: &Verifier, token: &str) -> Result<Actor, AuthError> {

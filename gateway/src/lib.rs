@@ -31,6 +31,8 @@ pub mod ops;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Config, ConfigError, RateLimits};
 

@@ -24,6 +24,8 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod handlers;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::Config;
 pub use svc_kit::service::{Running, StartError};

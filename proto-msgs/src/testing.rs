@@ -325,6 +325,17 @@ impl TcpProxy {
         &self.upstream
     }
 
+    /// `url` (which names the upstream's `host:port`) going through this proxy instead.
+    pub fn via(&self, url: &str) -> String {
+        let via = url.replacen(&self.upstream, &self.addr(), 1);
+        assert_ne!(
+            via, url,
+            "{url} does not name the proxied server {}",
+            self.upstream
+        );
+        via
+    }
+
     /// Drops every proxied connection and refuses new ones.
     pub fn cut(&self) {
         self.state
@@ -700,4 +711,58 @@ impl TlsProxy {
     pub fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// A throwaway Ed25519 key that mints access tokens as user-svc does: the one test
+/// signing key of the workspace (gateway tests serve its [`TestKey::jwks`] from a stub
+/// `users.jwks`).
+pub struct TestKey {
+    pub kid: String,
+    encoding: jsonwebtoken::EncodingKey,
+    /// The public key, base64url (the JWK's `x`).
+    pub x: String,
+}
+
+impl TestKey {
+    pub fn new(kid: &str) -> TestKey {
+        use base64::Engine;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("an Ed25519 key");
+        TestKey {
+            kid: kid.to_owned(),
+            // PKCS#8, as jsonwebtoken's EdDSA signer reads it.
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(&key.serialize_der()),
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key_raw()),
+        }
+    }
+
+    /// The key set with this one key, as `users.jwks` answers.
+    pub fn jwks_value(&self) -> serde_json::Value {
+        serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": self.x,
+                                     "kid": self.kid, "alg": "EdDSA", "use": "sig"}]})
+    }
+
+    pub fn jwks(&self) -> String {
+        self.jwks_value().to_string()
+    }
+
+    /// `claims` signed, with this key's `kid` in the header.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign test claims")
+    }
+
+    /// A token for `sub` with `role`, valid for 10 minutes.
+    pub fn token(&self, sub: uuid::Uuid, role: crate::Role) -> String {
+        self.sign(&token_claims(sub, role, 600))
+    }
+}
+
+/// Claims as user-svc issues them (default issuer and audience), expiring in
+/// `exp_in` seconds (negative: already expired).
+pub fn token_claims(sub: uuid::Uuid, role: crate::Role, exp_in: i64) -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    serde_json::json!({"sub": sub.to_string(), "role": role, "iat": now, "exp": now + exp_in,
+                       "iss": crate::users::DEFAULT_TOKEN_ISSUER,
+                       "aud": crate::users::DEFAULT_TOKEN_AUDIENCE})
 }

@@ -350,6 +350,12 @@ pub struct Jwk {
     pub use_: String,
 }
 
+/// The `iss` of access tokens unless `JWT_ISSUER` says otherwise (user-svc signs it, the
+/// gateway expects it).
+pub const DEFAULT_TOKEN_ISSUER: &str = "shop-user-svc";
+/// The `aud` of access tokens unless `JWT_AUDIENCE` says otherwise.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "shop";
+
 /// Claims of an access token. `iss` and `aud` are checked by every verifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {

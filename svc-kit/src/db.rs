@@ -68,7 +68,7 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
             config.dead_after, config.statement_timeout
         )));
     }
-    let mut opts = ConnectOptions::new(config.url.clone());
+    let mut opts = ConnectOptions::new(explicit_tls(&config.url)?);
     opts.max_connections(config.max_connections)
         .min_connections(1)
         .acquire_timeout(config.acquire_timeout)
@@ -84,6 +84,22 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
     let db = Database::connect(opts).await?;
     watchdog::spawn(db.get_postgres_connection_pool(), config.dead_after);
     Ok(db)
+}
+
+/// `url` with `sslmode=disable` unless it names an `sslmode`: TLS to the database is
+/// asked for explicitly (`require` or `verify-full`), never picked up by sqlx's
+/// default `prefer`, which encrypts without authenticating the server (so protects
+/// from nothing) and, with sqlx 0.9's TLS stream, leaves a connection whose query was
+/// given up waiting until the watchdog ends it (seen in `tests/pool.rs` against a
+/// server with `ssl = on`; plain TCP recovers within the statement timeout).
+fn explicit_tls(url: &str) -> Result<String, DbErr> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| DbErr::Custom(format!("DATABASE_URL is not a URL: {e}")))?;
+    if parsed.query_pairs().any(|(k, _)| k == "sslmode") {
+        return Ok(url.to_owned());
+    }
+    parsed.query_pairs_mut().append_pair("sslmode", "disable");
+    Ok(parsed.into())
 }
 
 /// Key of the advisory lock taken while migrating (any constant: it only has to be
@@ -170,4 +186,24 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explicit_tls;
+
+    #[test]
+    fn tls_is_asked_for_explicitly() {
+        assert_eq!(
+            explicit_tls("postgres://u:p@db:5432/shop").unwrap(),
+            "postgres://u:p@db:5432/shop?sslmode=disable"
+        );
+        assert_eq!(
+            explicit_tls("postgres://db/shop?application_name=x").unwrap(),
+            "postgres://db/shop?application_name=x&sslmode=disable"
+        );
+        let verify = "postgres://db/shop?sslmode=verify-full&sslrootcert=/ca.pem";
+        assert_eq!(explicit_tls(verify).unwrap(), verify);
+        assert!(explicit_tls("not a url").is_err());
+    }
 }

@@ -13,7 +13,7 @@
 //! - [`migration`]: the tables behind outbox and inbox, for each service's migrator;
 //!   [`entities`]: one sea-orm entity for each of them.
 //! - [`metrics`]: Prometheus metrics fed by the bus observers, served over the bus.
-//! - `testing` (feature): a fresh database per test.
+//! - `testing` (feature): a fresh database per test, and a service started on one.
 
 pub mod config;
 pub mod db;

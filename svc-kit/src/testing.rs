@@ -1,6 +1,11 @@
-//! A fresh PostgreSQL database per test, dropped when the test ends.
+//! A fresh PostgreSQL database per test, dropped when the test ends, and
+//! [`TestService`]: a service started in process on one.
 
+use crate::service::{Running, StartError};
+use proto_msgs::CancellationToken;
 use sea_orm::{ConnectionTrait, Database};
+use std::future::Future;
+use std::pin::Pin;
 
 /// Server-level URL used to create and drop test databases
 /// (`TEST_DATABASE_ADMIN_URL`, default the local server as `postgres`).
@@ -60,5 +65,78 @@ impl Drop for TestDb {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// How a service starts: its crate's `start`, boxed so [`TestService`] can restart it.
+pub type StartFn<C> =
+    fn(C, CancellationToken) -> Pin<Box<dyn Future<Output = Result<Running, StartError>> + Send>>;
+
+/// A service started in process on a database of its own (and a test's bus): what each
+/// service's `testing::spawn` returns, so every test starts a service the same way.
+/// Dropping it tells the service to stop without waiting (a failed test still stops
+/// it before its queues are deleted); [`TestService::stop`] waits. The database is
+/// dropped with it.
+pub struct TestService<C: Clone> {
+    pub config: C,
+    pub db: TestDb,
+    start: StartFn<C>,
+    stop: CancellationToken,
+    running: Option<Running>,
+}
+
+impl<C: Clone> TestService<C> {
+    /// Starts the service with `config` (which points at `db`); panics saying why when
+    /// it does not start.
+    pub async fn start(config: C, db: TestDb, start: StartFn<C>) -> TestService<C> {
+        let stop = CancellationToken::new();
+        let running = start(config.clone(), stop.clone())
+            .await
+            .unwrap_or_else(|e| panic!("the service did not start: {e}"));
+        TestService {
+            config,
+            db,
+            start,
+            stop,
+            running: Some(running),
+        }
+    }
+
+    /// The running service (its database pool, …).
+    pub fn running(&self) -> &Running {
+        self.running
+            .as_ref()
+            .expect("the service runs until stop or restart")
+    }
+
+    /// Stops the service gracefully and starts it again on the same database and bus
+    /// after `adjust` had a go at its config.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut C)) {
+        self.stop_running().await;
+        adjust(&mut self.config);
+        self.stop = CancellationToken::new();
+        let running = (self.start)(self.config.clone(), self.stop.clone())
+            .await
+            .unwrap_or_else(|e| panic!("the service did not restart: {e}"));
+        self.running = Some(running);
+    }
+
+    async fn stop_running(&mut self) {
+        self.stop.cancel();
+        if let Some(running) = self.running.take() {
+            running.stopped().await;
+        }
+    }
+
+    /// Stops the service gracefully (in-flight requests finish); the database goes
+    /// with `self`.
+    pub async fn stop(mut self) {
+        self.stop_running().await;
+    }
+}
+
+impl<C: Clone> Drop for TestService<C> {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }

@@ -17,8 +17,7 @@ pub const DEFAULT_BCRYPT_COST: u32 = 12;
 /// The least bcrypt cost production accepts.
 pub const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
 pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
-pub const DEFAULT_JWT_ISSUER: &str = "shop-user-svc";
-pub const DEFAULT_JWT_AUDIENCE: &str = "shop";
+use proto_msgs::users::{DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER};
 pub const DEFAULT_ADMIN_NAME: &str = "Administrator";
 
 pub use proc_kit::{AppEnv, ConfigError};
@@ -103,8 +102,8 @@ impl Config {
             bcrypt_concurrency,
             jwt_key,
             jwt_ttl,
-            jwt_issuer: vars.text("JWT_ISSUER", DEFAULT_JWT_ISSUER),
-            jwt_audience: vars.text("JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE),
+            jwt_issuer: vars.text("JWT_ISSUER", DEFAULT_TOKEN_ISSUER),
+            jwt_audience: vars.text("JWT_AUDIENCE", DEFAULT_TOKEN_AUDIENCE),
             admin_email,
             admin_password,
             admin_name: vars.text("ADMIN_NAME", DEFAULT_ADMIN_NAME),
@@ -120,8 +119,8 @@ impl Config {
             bcrypt_concurrency: default_concurrency(),
             jwt_key: KeySource::Pem(keys::generate_pem()),
             jwt_ttl: DEFAULT_JWT_TTL,
-            jwt_issuer: DEFAULT_JWT_ISSUER.into(),
-            jwt_audience: DEFAULT_JWT_AUDIENCE.into(),
+            jwt_issuer: DEFAULT_TOKEN_ISSUER.into(),
+            jwt_audience: DEFAULT_TOKEN_AUDIENCE.into(),
             admin_email: None,
             admin_password: None,
             admin_name: DEFAULT_ADMIN_NAME.into(),

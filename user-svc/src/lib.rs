@@ -28,6 +28,8 @@ mod hashing;
 pub mod keys;
 mod profile;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 
 pub use config::{AppEnv, Config, ConfigError};

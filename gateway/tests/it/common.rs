@@ -1,68 +1,14 @@
 //! Shared set-up: token minting, stub services on the bus, a gateway per test.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gateway::Config;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use proto_msgs::testing::TestBus;
-use proto_msgs::{CancellationToken, RequestContext, Role, RpcError, RpcServer};
+use proto_msgs::{CancellationToken, RequestContext, RpcError, RpcServer};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A throwaway Ed25519 key that mints tokens like user-svc does.
-pub struct TestKey {
-    pub kid: String,
-    encoding: EncodingKey,
-    pub x: String,
-}
-
-impl TestKey {
-    pub fn new(kid: &str) -> Self {
-        let mut seed = [0u8; 32];
-        seed[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-        seed[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-        // PKCS#8 v1 for Ed25519: a fixed 16-byte prefix and the 32-byte seed.
-        let mut der = vec![
-            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-            0x04, 0x20,
-        ];
-        der.extend_from_slice(&seed);
-        TestKey {
-            kid: kid.to_owned(),
-            encoding: EncodingKey::from_ed_der(&der),
-            x: URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
-        }
-    }
-
-    pub fn jwks_value(&self) -> Value {
-        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid,
-                         "alg": "EdDSA", "use": "sig"}]})
-    }
-
-    pub fn jwks(&self) -> String {
-        self.jwks_value().to_string()
-    }
-
-    pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
-    }
-
-    pub fn token(&self, sub: Uuid, role: Role) -> String {
-        self.sign(&claims(sub, role, 600))
-    }
-}
-
-pub fn claims(sub: Uuid, role: Role, exp_in: i64) -> Value {
-    let now = chrono::Utc::now().timestamp();
-    json!({"sub": sub.to_string(), "role": role, "iat": now, "exp": now + exp_in,
-           "iss": "shop-user-svc", "aud": "shop"})
-}
+pub use proto_msgs::testing::{TestKey, token_claims as claims};
 
 /// Ids the stubs answer with an error instead of an echo.
 pub mod fail_ids {
@@ -172,104 +118,4 @@ impl Stubs {
     }
 }
 
-/// A running gateway and an HTTP client for it.
-pub struct Gw {
-    pub base: String,
-    pub http: reqwest::Client,
-    running: Option<gateway::Running>,
-    stop: CancellationToken,
-}
-
-impl Gw {
-    pub async fn start(config: Config) -> Gw {
-        let stop = CancellationToken::new();
-        let running = gateway::start(config, stop.clone()).await.unwrap();
-        assert!(running.wait_connected(Duration::from_secs(20)).await);
-        Gw {
-            base: format!("http://{}", running.addr),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            running: Some(running),
-            stop,
-        }
-    }
-
-    /// A gateway with fixed verification keys (no `users.jwks` call needed).
-    pub async fn with_key(bus: &TestBus, key: &TestKey) -> Gw {
-        Self::start(Self::config(bus, key)).await
-    }
-
-    pub fn config(bus: &TestBus, key: &TestKey) -> Config {
-        let mut config = Config::for_tests(bus.config());
-        config.jwks = Some(key.jwks());
-        config
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.get(self.url(path))
-    }
-
-    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.post(self.url(path))
-    }
-
-    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.patch(self.url(path))
-    }
-
-    pub async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(running) = self.running.take() {
-            running.stopped().await;
-        }
-    }
-}
-
-/// Status and JSON body of a response.
-pub async fn json_of(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    (status, body)
-}
-
-/// Asserts the one error shape and returns the code.
-pub fn error_code(body: &Value) -> String {
-    assert!(body["error"]["message"].is_string(), "error shape: {body}");
-    assert!(
-        body["request_id"].is_string(),
-        "request_id in error: {body}"
-    );
-    body["error"]["code"].as_str().unwrap().to_owned()
-}
-
-/// Parses Prometheus text: `(series with labels, value)` for each sample line.
-pub fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (series, value) = l
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("bad line {l:?}"));
-            let value: f64 = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
-            (series.to_owned(), value)
-        })
-        .collect()
-}
-
-/// The value of the first sample whose series contains every fragment.
-pub fn sample(text: &str, fragments: &[&str]) -> Option<f64> {
-    prometheus_samples(text)
-        .into_iter()
-        .find(|(s, _)| fragments.iter().all(|f| s.contains(f)))
-        .map(|(_, v)| v)
-}
+pub use gateway::testing::{Gw, error_code, json_of, prometheus_samples, sample};

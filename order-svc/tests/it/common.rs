@@ -1,48 +1,41 @@
 //! `Svc::start()`: the service on a fresh database and topology, and a client for it.
 
-use order_svc::{Config, Running};
+use order_svc::Config;
 use proto_msgs::orders::{
     CreateOrderRequest, ItemName, NewItem, Order, OrderLines, OrderStatus, Price, Quantity,
     UpdateStatusRequest, methods,
 };
 use proto_msgs::testing::TestBus;
 use proto_msgs::{
-    Actor, CancellationToken, ErrorCode, Money, RequestContext, Role, RpcClient, RpcClientConfig,
-    RpcError,
+    Actor, ErrorCode, Money, RequestContext, Role, RpcClient, RpcClientConfig, RpcError,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use svc_kit::testing::TestDb;
+use svc_kit::testing::TestService;
 use uuid::Uuid;
 
 /// A running service with its own bus prefix and database.
 pub struct Svc {
     pub client: RpcClient,
-    pub stop: CancellationToken,
-    running: Option<Running>,
-    /// Kept for its drop (the database goes with the test).
-    _db: TestDb,
+    /// The service, its config and its database (dropped with the test).
+    pub svc: TestService<Config>,
     pub bus: TestBus,
 }
 
 impl Svc {
     pub async fn start() -> Svc {
-        Self::start_with(|c| c).await
+        Self::start_with(|_| {}).await
     }
 
     /// Starts with a config adjusted by `adjust` (e.g. a relay bus through a proxy).
-    pub async fn start_with(adjust: impl FnOnce(Config) -> Config) -> Svc {
-        let bus = TestBus::new();
-        let db = TestDb::new().await;
-        Self::start_on(bus, db, adjust).await
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Svc {
+        Self::start_on(TestBus::new(), adjust).await
     }
 
-    pub async fn start_on(bus: TestBus, db: TestDb, adjust: impl FnOnce(Config) -> Config) -> Svc {
-        let stop = CancellationToken::new();
-        let config = adjust(Config::for_tests(bus.config(), &db.url));
-        let running = order_svc::start(config, stop.clone()).await.unwrap();
+    pub async fn start_on(bus: TestBus, adjust: impl FnOnce(&mut Config)) -> Svc {
+        let svc = order_svc::testing::spawn(&bus, adjust).await;
         let client = RpcClient::connect(
             bus.config(),
             RpcClientConfig {
@@ -54,27 +47,18 @@ impl Svc {
         )
         .await
         .unwrap();
-        Svc {
-            client,
-            stop,
-            running: Some(running),
-            _db: db,
-            bus,
-        }
+        Svc { client, svc, bus }
     }
 
     /// The service's database pool.
     pub fn pool(&self) -> &DatabaseConnection {
-        self.running.as_ref().unwrap().db()
+        self.svc.running().db()
     }
 
     /// Graceful stop; the database and the topology are dropped with `self`.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.client.close().await;
-        self.stop.cancel();
-        if let Some(running) = self.running.take() {
-            running.stopped().await;
-        }
+        self.svc.stop().await;
     }
 
     pub async fn call<Req: Serialize + ?Sized, Resp: DeserializeOwned>(

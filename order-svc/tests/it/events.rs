@@ -2,7 +2,6 @@
 //! reach for the relay, and each event arrives exactly once, in order, when it's back.
 
 use crate::common::*;
-use order_svc::Config;
 use proto_msgs::events::EventConsumer;
 use proto_msgs::events::types::{ORDER_CREATED, ORDER_UPDATED};
 use proto_msgs::orders::{Order, OrderCreated, OrderStatus, OrderUpdated, methods};
@@ -10,7 +9,6 @@ use proto_msgs::testing::{BrokerProxy, TestBus};
 use proto_msgs::{CancellationToken, CloudEvent, TraceParent};
 use serde_json::json;
 use std::time::Duration;
-use svc_kit::testing::TestDb;
 use tokio::sync::mpsc;
 
 /// What the watching consumer saw: (type, order id, event id, trace id, detail).
@@ -75,7 +73,6 @@ async fn watch(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_wait_for_the_broker_then_arrive_once_in_order() {
     let bus = TestBus::new();
-    let db = TestDb::new().await;
     let watch_stop = CancellationToken::new();
     let (mut rx, watcher) = watch(&bus, &watch_stop).await;
 
@@ -83,11 +80,7 @@ async fn events_wait_for_the_broker_then_arrive_once_in_order() {
     let proxy = BrokerProxy::start().await;
     proxy.cut();
     let relay_bus = proxy.bus(&bus.config());
-    let svc = Svc::start_on(bus, db, move |c: Config| Config {
-        events_bus: Some(relay_bus),
-        ..c
-    })
-    .await;
+    let svc = Svc::start_on(bus, move |c| c.events_bus = Some(relay_bus)).await;
 
     let (alice, boss) = (user(), admin());
     let tp = TraceParent::new_root();

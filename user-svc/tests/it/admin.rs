@@ -149,7 +149,7 @@ async fn an_account_registered_by_someone_else_is_not_promoted() {
         .register("boss@example.com", "mallory's password", "Mallory")
         .await;
     // A second instance configured with that email as admin, but another password.
-    let mut config = app.config.clone();
+    let mut config = app.svc.config.clone();
     config.admin_email = Some("boss@example.com".into());
     config.admin_password = Some("the real admin password".into());
     let err = user_svc::start(config, proto_msgs::CancellationToken::new())

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::time::Duration;
-use svc_kit::testing::TestDb;
+use svc_kit::testing::TestService;
 use tokio::sync::mpsc;
 use user_svc::Config;
 use user_svc::keys::KeyPair;
@@ -22,10 +22,8 @@ pub const WATCHER: &str = "watcher";
 
 pub struct TestApp {
     pub client: RpcClient,
-    pub config: Config,
-    stop: CancellationToken,
-    running: Option<user_svc::Running>,
-    pub db: TestDb,
+    /// The service, its config and its database.
+    pub svc: TestService<Config>,
     pub bus: TestBus,
 }
 
@@ -38,47 +36,20 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&TestBus, &mut Config)) -> TestApp {
         let bus = TestBus::new();
         bus.track(WATCHER);
-        let db = TestDb::new().await;
-        let mut config = Config::for_tests(bus.config(), &db.url);
-        adjust(&bus, &mut config);
-        let stop = CancellationToken::new();
-        let running = user_svc::start(config.clone(), stop.clone())
-            .await
-            .expect("user-svc starts");
+        let svc = user_svc::testing::spawn(&bus, |config| adjust(&bus, config)).await;
         let client = RpcClient::connect(bus.config(), RpcClientConfig::default())
             .await
             .unwrap();
-        TestApp {
-            client,
-            config,
-            stop,
-            running: Some(running),
-            db,
-            bus,
-        }
+        TestApp { client, svc, bus }
     }
 
     /// Stops the service and starts it again on the same database and bus.
     pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
-        self.stop_service().await;
-        adjust(&mut self.config);
-        self.stop = CancellationToken::new();
-        self.running = Some(
-            user_svc::start(self.config.clone(), self.stop.clone())
-                .await
-                .expect("user-svc restarts"),
-        );
+        self.svc.restart_with(adjust).await;
     }
 
-    async fn stop_service(&mut self) {
-        self.stop.cancel();
-        if let Some(running) = self.running.take() {
-            running.stopped().await;
-        }
-    }
-
-    pub async fn stop(mut self) {
-        self.stop_service().await;
+    pub async fn stop(self) {
+        self.svc.stop().await;
         self.client.close().await;
     }
 
@@ -117,21 +88,14 @@ impl TestApp {
 
     /// A signer with the service's own key (to forge expired or odd tokens).
     pub fn issuer(&self, ttl: Duration) -> TokenIssuer {
-        let keys = KeyPair::load(&self.config.jwt_key).unwrap();
+        let keys = KeyPair::load(&self.svc.config.jwt_key).unwrap();
         TokenIssuer::new(
             &keys,
-            &self.config.jwt_issuer,
-            &self.config.jwt_audience,
+            &self.svc.config.jwt_issuer,
+            &self.svc.config.jwt_audience,
             ttl,
         )
         .unwrap()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        // A failed test still stops the service before its queues are deleted.
-        self.stop.cancel();
     }
 }
 
@@ -237,59 +201,7 @@ where
 
 /// A database connection of the test's own (to look at tables directly).
 pub async fn db(app: &TestApp) -> sea_orm::DatabaseConnection {
-    sea_orm::Database::connect(app.db.url.as_str())
+    sea_orm::Database::connect(app.svc.db.url.as_str())
         .await
         .unwrap()
-}
-
-/// A TCP proxy in front of PostgreSQL that a test can cut (existing connections dropped,
-/// new ones refused) and restore: a database outage for the service alone.
-pub struct DbProxy {
-    pub port: u16,
-    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl DbProxy {
-    pub async fn start(upstream: &str) -> DbProxy {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (is_open, cuts, upstream) = (open.clone(), cut.clone(), upstream.to_owned());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !is_open.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
-                let mut cut = cuts.subscribe();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        DbProxy { port, open, cut }
-    }
-
-    /// `url` (a `postgres://…@127.0.0.1:5432/db` URL) going through this proxy.
-    pub fn url(&self, url: &str) -> String {
-        url.replace(":5432/", &format!(":{}/", self.port))
-    }
-
-    pub fn cut(&self) {
-        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.cut.send_modify(|g| *g += 1);
-    }
-
-    pub fn restore(&self) {
-        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }

@@ -253,9 +253,9 @@ async fn an_undecodable_order_event_goes_to_the_dead_letter_queue() {
 /// (retried, not dead-lettered); once it is back, they are applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_delays_events_without_losing_them() {
-    let proxy = crate::common::DbProxy::start("127.0.0.1:5432").await;
+    let proxy = proto_msgs::testing::TcpProxy::start("127.0.0.1:5432").await;
     let app = TestApp::spawn_with(|_, c| {
-        c.service.db.url = proxy.url(&c.service.db.url);
+        c.service.db.url = proxy.via(&c.service.db.url);
         c.service.db.acquire_timeout = Duration::from_millis(500);
     })
     .await;

@@ -168,7 +168,7 @@ async fn forged_expired_and_tampered_tokens_fail() {
     let der = {
         use ed25519_dalek::pkcs8::DecodePrivateKey;
         use ed25519_dalek::pkcs8::EncodePrivateKey;
-        let user_svc::keys::KeySource::Pem(pem) = &app.config.jwt_key else {
+        let user_svc::keys::KeySource::Pem(pem) = &app.svc.config.jwt_key else {
             panic!("tests use an in-memory key")
         };
         ed25519_dalek::SigningKey::from_pkcs8_pem(pem)

@@ -1,13 +1,14 @@
 //! Through the gateway to the real user-svc and order-svc (real RabbitMQ and
 //! PostgreSQL, one fresh database per service per test).
 
-use crate::common::{Gw, TestKey, claims, error_code, json_of, sample};
 use gateway::Config;
+use gateway::testing::{Gw, error_code, json_of, sample};
+use proto_msgs::Role;
 use proto_msgs::testing::TestBus;
-use proto_msgs::{CancellationToken, Role};
+use proto_msgs::testing::{TestKey, token_claims as claims};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use svc_kit::testing::TestDb;
+use svc_kit::testing::TestService;
 use uuid::Uuid;
 
 const ADMIN_EMAIL: &str = "admin@shop.test";
@@ -16,11 +17,9 @@ const ADMIN_PASSWORD: &str = "admin-password-1";
 /// The whole system: both services and a gateway, on a topology of their own.
 struct System {
     gw: Gw,
-    users: user_svc::Running,
-    orders: order_svc::Running,
-    stop: CancellationToken,
-    // Dropped last: the databases and the topology are deleted when the test ends.
-    _dbs: (TestDb, TestDb),
+    users: TestService<user_svc::Config>,
+    orders: TestService<order_svc::Config>,
+    // Dropped last: the topology is deleted when the test ends.
     _bus: TestBus,
 }
 
@@ -31,18 +30,12 @@ impl System {
 
     async fn start_with(tweak: impl FnOnce(&mut Config)) -> System {
         let bus = TestBus::new();
-        let (users_db, orders_db) = (TestDb::new().await, TestDb::new().await);
-        let stop = CancellationToken::new();
-        let mut users_config = user_svc::Config::for_tests(bus.config(), &users_db.url);
-        users_config.admin_email = Some(ADMIN_EMAIL.into());
-        users_config.admin_password = Some(ADMIN_PASSWORD.into());
-        let users = user_svc::start(users_config, stop.clone()).await.unwrap();
-        let orders = order_svc::start(
-            order_svc::Config::for_tests(bus.config(), &orders_db.url),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
+        let users = user_svc::testing::spawn(&bus, |c| {
+            c.admin_email = Some(ADMIN_EMAIL.into());
+            c.admin_password = Some(ADMIN_PASSWORD.into());
+        })
+        .await;
+        let orders = order_svc::testing::spawn(&bus, |_| {}).await;
         let mut config = Config::for_tests(bus.config());
         tweak(&mut config);
         let gw = Gw::start(config).await;
@@ -50,17 +43,14 @@ impl System {
             gw,
             users,
             orders,
-            stop,
-            _dbs: (users_db, orders_db),
             _bus: bus,
         }
     }
 
     async fn stop(self) {
         self.gw.stop().await;
-        self.stop.cancel();
-        self.users.stopped().await;
-        self.orders.stopped().await;
+        self.users.stop().await;
+        self.orders.stop().await;
     }
 
     async fn register(&self, email: &str, name: &str) -> Value {

@@ -3,13 +3,12 @@
 //! consumer of the `order.created` event it caused. All three run in this process,
 //! logging JSON into a buffer this test reads.
 
-use proto_msgs::CancellationToken;
+use gateway::testing::Gw;
 use proto_msgs::testing::TestBus;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use svc_kit::testing::TestDb;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -63,29 +62,11 @@ async fn one_trace_id_from_http_through_rpc_to_the_event_consumer() {
         .init();
 
     let bus = TestBus::new();
-    let (users_db, orders_db) = (TestDb::new().await, TestDb::new().await);
-    let stop = CancellationToken::new();
-    let users = user_svc::start(
-        user_svc::Config::for_tests(bus.config(), &users_db.url),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    let orders = order_svc::start(
-        order_svc::Config::for_tests(bus.config(), &orders_db.url),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    let gw = gateway::start(gateway::Config::for_tests(bus.config()), stop.clone())
-        .await
-        .unwrap();
-    assert!(
-        gw.wait_connected(Duration::from_secs(20)).await,
-        "gateway connected to the broker"
-    );
-    let base = format!("http://{}", gw.addr);
-    let http = reqwest::Client::new();
+    let users = user_svc::testing::spawn(&bus, |_| {}).await;
+    let orders = order_svc::testing::spawn(&bus, |_| {}).await;
+    let gw = Gw::start(gateway::Config::for_tests(bus.config())).await;
+    let base = gw.base.clone();
+    let http = gw.http.clone();
 
     let email = format!("trace-{}@example.com", uuid::Uuid::new_v4().simple());
     let r = http
@@ -194,8 +175,7 @@ async fn one_trace_id_from_http_through_rpc_to_the_event_consumer() {
         dump()
     );
 
-    stop.cancel();
-    gw.stopped().await;
-    users.stopped().await;
-    orders.stopped().await;
+    gw.stop().await;
+    users.stop().await;
+    orders.stop().await;
 }
