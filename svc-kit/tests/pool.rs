@@ -303,7 +303,7 @@ async fn frozen_under_load(
     test_db: &TestDb,
     proxy: &TcpProxy,
     dead_after: Duration,
-    stop: &tokio_util::sync::CancellationToken,
+    stop: &proto_msgs::CancellationToken,
 ) -> DatabaseConnection {
     let mut config = DbConfig::new(through(proxy, &test_db.url));
     config.acquire_timeout = Duration::from_secs(1);
@@ -360,7 +360,7 @@ async fn a_pool_whose_connections_went_silent_serves_again_once_the_server_is_re
     let test_db = TestDb::new().await;
     let proxy = TcpProxy::start(&server()).await;
     let dead_after = Duration::from_secs(2);
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = proto_msgs::CancellationToken::new();
     let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
     // Each frozen connection is given up `dead_after` after its last answer (about when
     // the proxy froze, 3 s ago), at the watchdog's next look (every `dead_after / 4`),
@@ -383,7 +383,7 @@ async fn a_pool_whose_connections_went_silent_still_closes() {
     let test_db = TestDb::new().await;
     let proxy = TcpProxy::start(&server()).await;
     let dead_after = Duration::from_secs(2);
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = proto_msgs::CancellationToken::new();
     let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
     stop.cancel();
     // Closing waits for every connection to come back, the frozen ones included (a
@@ -403,7 +403,7 @@ async fn a_pool_whose_connections_went_silent_still_closes() {
 async fn sqlx_alone_leaves_a_pool_with_silent_connections_wedged() {
     let test_db = TestDb::new().await;
     let proxy = TcpProxy::start(&server()).await;
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = proto_msgs::CancellationToken::new();
     let db = frozen_under_load(&test_db, &proxy, Duration::from_secs(3600), &stop).await;
     assert_eq!(
         serves_within(&db, Duration::from_secs(4)).await,
