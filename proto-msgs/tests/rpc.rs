@@ -156,7 +156,7 @@ async fn no_consumer_is_unavailable_at_once() {
     assert_eq!(client.pending(), 0);
 }
 
-/// AMQP names are at most 255 bytes and amqprs panics on longer ones: a method that is
+/// AMQP names are at most 255 bytes (a longer short string cannot be encoded): a method that is
 /// too long, or whose queue name would be, is refused before anything is sent.
 #[tokio::test]
 async fn methods_too_long_for_amqp_are_refused_not_a_panic() {
