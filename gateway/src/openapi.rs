@@ -78,7 +78,7 @@ impl IntoResponses for TokenErrors {
         responses(&[
             (
                 401,
-                "Missing, malformed, expired or badly signed token (with `WWW-Authenticate`)",
+                "Missing, malformed, expired, badly signed or revoked token (with `WWW-Authenticate`)",
             ),
             (
                 429,
@@ -165,6 +165,10 @@ pub struct ReadyDoc {
         users::profile,
         users::update_me,
         users::get,
+        users::refresh,
+        users::logout,
+        users::logout_all,
+        users::admin_update,
         orders::create,
         orders::list,
         orders::get,
@@ -355,7 +359,10 @@ mod tests {
                     .keys()
                     .map(String::as_str)
                     .collect();
-                let protected = op.get("security").is_some();
+                // A bearer token (not the optional operations token of /metrics*).
+                let protected = op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
                 let body = op.get("requestBody").is_some();
                 let wanted: &[&str] = match (protected, body) {
                     (true, true) => &["400", "401", "413", "415", "429", "500", "503", "504"],

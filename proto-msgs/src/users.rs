@@ -31,6 +31,9 @@ pub mod methods {
 /// Clock skew tolerated on `exp`/`nbf` by every verifier of access tokens (user-svc's
 /// and the gateway's): small, because access tokens are short and revocable.
 pub const TOKEN_LEEWAY_SECS: u64 = 5;
+/// Longest access-token lifetime user-svc may be configured with: a verifier that
+/// does not know the configured one yet keeps revocations this long.
+pub const MAX_ACCESS_TTL_SECS: u64 = 86_400;
 /// Random bytes in a refresh token (256 bits); it is sent base64url without padding.
 pub const REFRESH_TOKEN_BYTES: usize = 32;
 /// Length of a refresh token as sent: base64url of [`REFRESH_TOKEN_BYTES`], no padding.

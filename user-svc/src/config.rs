@@ -19,8 +19,6 @@ pub const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
 /// Access tokens are short: a stolen one is useful for minutes, and the refresh token
 /// keeps a session going.
 pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(900);
-/// Longest access-token lifetime accepted (`JWT_TTL_SECS`).
-pub const MAX_JWT_TTL_SECS: u64 = 86_400;
 /// How long a refresh token stays usable (each refresh gives a new one).
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(14 * 86_400);
 pub const DEFAULT_JWT_ISSUER: &str = "shop-user-svc";
@@ -97,7 +95,7 @@ impl Config {
         };
         let jwt_ttl = vars.secs(
             "JWT_TTL_SECS",
-            60..=MAX_JWT_TTL_SECS,
+            60..=proto_msgs::users::MAX_ACCESS_TTL_SECS,
             DEFAULT_JWT_TTL.as_secs(),
         )?;
         let refresh_ttl = vars.secs(

@@ -135,7 +135,8 @@ pub async fn revoke_session<C: ConnectionTrait>(
 
 /// Ends every session of `u` and refuses every access token it holds: moves
 /// `tokens_not_before` to the next second (so a token issued earlier in this second
-/// is refused too) and announces it. Returns the number of sessions that were live.
+/// is refused too; past the previous value, always) and announces it. `u` must be
+/// the row as locked in this transaction. Returns the number of sessions that were live.
 pub async fn revoke_user<C: ConnectionTrait>(
     conn: &C,
     u: &user::Model,
@@ -143,7 +144,9 @@ pub async fn revoke_user<C: ConnectionTrait>(
     ctx: Option<&RequestContext>,
 ) -> Result<u64, Error> {
     let now = Utc::now();
-    let not_before = now.timestamp() + 1;
+    // Past the previous revocation too: tokens issued since then carry an `iat` of
+    // that one, which this one must also refuse (two revocations in one second).
+    let not_before = (now.timestamp() + 1).max(u.tokens_not_before.map_or(0, |nb| nb + 1));
     let ended = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .col_expr(

@@ -8,3 +8,4 @@ mod errors;
 mod limits;
 mod ops;
 mod routes;
+mod sessions;
