@@ -18,14 +18,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use proto_msgs::events::types;
+use proto_msgs::users::TOKEN_LEEWAY_SECS;
 use proto_msgs::users::{
     REFRESH_TOKEN_BYTES, RefreshToken, RevocationReason, SessionsRevoked, TokenResponse,
 };
 use proto_msgs::{CloudEvent, RequestContext};
 use rand_core::RngCore;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -54,6 +56,7 @@ pub async fn open<C: ConnectionTrait>(
     conn: &C,
     u: &user::Model,
 ) -> Result<TokenResponse, Error> {
+    prune(state, conn, u.id).await?;
     let now = Utc::now();
     let sid = Uuid::now_v7();
     session::ActiveModel {
@@ -66,6 +69,53 @@ pub async fn open<C: ConnectionTrait>(
     .insert(conn)
     .await?;
     tokens(state, conn, u, sid, now).await
+}
+
+/// Forgets what of `user_id`'s sessions nothing needs any more: refresh tokens past
+/// their expiry (presenting one is refused all the same, as unknown), sessions revoked
+/// longer ago than an access-token lifetime (the gateways' snapshot no longer needs
+/// them), and sessions left without a refresh token. Called at each login, so the
+/// tables stay as large as the live sessions.
+pub async fn prune<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    user_id: Uuid,
+) -> Result<(), Error> {
+    let now = Utc::now();
+    let own_sessions = Query::select()
+        .column(session::Column::Id)
+        .from(session::Entity)
+        .and_where(session::Column::UserId.eq(user_id))
+        .to_owned();
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::SessionId.in_subquery(own_sessions))
+        .filter(refresh_token::Column::ExpiresAt.lt(now))
+        .exec(conn)
+        .await?;
+    let window = state.tokens.ttl() + std::time::Duration::from_secs(TOKEN_LEEWAY_SECS);
+    let cutoff = now - window;
+    let tokens_of_session = Query::select()
+        .column(refresh_token::Column::TokenHash)
+        .from(refresh_token::Entity)
+        .and_where(
+            Expr::col((refresh_token::Entity, refresh_token::Column::SessionId))
+                .equals((session::Entity, session::Column::Id)),
+        )
+        .to_owned();
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(
+            Condition::any()
+                .add(session::Column::RevokedAt.lt(cutoff))
+                .add(
+                    Condition::all()
+                        .add(session::Column::RevokedAt.is_null())
+                        .add(Expr::exists(tokens_of_session).not()),
+                ),
+        )
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Stores the next refresh token of session `sid` and signs an access token with it.
@@ -146,7 +196,10 @@ pub async fn revoke_user<C: ConnectionTrait>(
     let now = Utc::now();
     // Past the previous revocation too: tokens issued since then carry an `iat` of
     // that one, which this one must also refuse (two revocations in one second).
-    let not_before = (now.timestamp() + 1).max(u.tokens_not_before.map_or(0, |nb| nb + 1));
+    let not_before = Ord::max(
+        now.timestamp() + 1,
+        u.tokens_not_before.map_or(0, |nb| nb + 1),
+    );
     let ended = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .col_expr(

@@ -316,3 +316,61 @@ async fn admins_change_roles_and_disable_accounts_and_sessions_end() {
     watch.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn logins_forget_what_no_session_needs_any_more() {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use user_svc::db::entities::{refresh_token, session};
+    let app = TestApp::spawn().await;
+    let user = app.register("ada@example.com", PASSWORD, "Ada").await;
+    let ended = app.try_login("ada@example.com", PASSWORD).await.unwrap();
+    let stale = app.try_login("ada@example.com", PASSWORD).await.unwrap();
+    let live = app.try_login("ada@example.com", PASSWORD).await.unwrap();
+    let _: LogoutResponse = app
+        .call(
+            methods::LOGOUT,
+            &RefreshRequest {
+                refresh_token: ended.refresh_token.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let db = crate::common::db(&app).await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    // The ended session was revoked long ago; the stale one's token has expired.
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(long_ago))
+        .filter(session::Column::Id.eq(claims(&app, &ended).sid))
+        .exec(&db)
+        .await
+        .unwrap();
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::ExpiresAt, Expr::value(long_ago))
+        .filter(refresh_token::Column::SessionId.eq(claims(&app, &stale).sid))
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(session::Entity::find().count(&db).await.unwrap(), 3);
+
+    let next = app.try_login("ada@example.com", PASSWORD).await.unwrap();
+    let left: Vec<_> = session::Entity::find()
+        .filter(session::Column::UserId.eq(user.id))
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&claims(&app, &live).sid));
+    assert!(left.contains(&claims(&app, &next).sid));
+    // The live session is untouched; the expired token is refused as before.
+    assert!(refresh(&app, &live).await.is_ok());
+    assert_eq!(
+        refresh(&app, &stale).await.unwrap_err().code,
+        ErrorCode::Unauthenticated
+    );
+    app.stop().await;
+}
