@@ -76,9 +76,11 @@ definitions = {
     ],
     "permissions": [
         perm("admin", ".*", ".*", ".*"),
-        # The gateway publishes requests to `rpc` and reads its own server-named reply
-        # queue (amq.gen-*); nothing else.
-        perm("gateway", configure=r"^amq\.gen-.*$", write=r"^rpc$", read=r"^amq\.gen-.*$"),
+        # The gateway publishes requests to `rpc`, reads its own server-named queues
+        # (amq.gen-*: replies, and the session revocations it binds from `events`,
+        # which needs write on its queue and read on the exchange); nothing else.
+        perm("gateway", configure=r"^amq\.gen-.*$", write=r"^(rpc|amq\.gen-.*)$",
+             read=r"^(amq\.gen-.*|events)$"),
         service_perm("user-svc", "users"),
         service_perm("order-svc", "orders"),
     ],
@@ -87,6 +89,8 @@ definitions = {
     # the events it consumes, and publish only its own events.
     "topic_permissions": [
         topic("gateway", "rpc", write=keys(["users", "orders", "catalog"]), read="^$"),
+        # The gateway may bind only the revocation events, publish none.
+        topic("gateway", "events", write="^$", read=r"^user\.sessions_revoked$"),
     ] + [
         t
         for svc, (account, rpc, out, _) in SERVICES.items()

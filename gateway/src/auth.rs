@@ -1,10 +1,15 @@
 //! Bearer tokens, verified here with user-svc's public keys; the gateway holds no
 //! signing key.
 //!
-//! - Keys come from `users.jwks` over the bus (cached; refreshed when a token names an
-//!   unknown `kid`, at most once per `jwks_refresh_min_interval`, one refresh at a time)
-//!   or from a fixed JWKS document (`JWT_PUBLIC_JWKS`).
-//! - Only `EdDSA` is accepted; `exp`, `iss`, `aud` and `sub` are required and checked.
+//! - Keys come from `users.jwks` over the bus (cached; refreshed in the background when
+//!   older than `jwks_max_age`, and when a token names an unknown `kid`: at most once
+//!   per `jwks_refresh_min_interval`, one fetch at a time, which only requests with that
+//!   unknown `kid` wait for) or from a fixed JWKS document (`JWT_PUBLIC_JWKS`). A request
+//!   with a known key never waits on user-svc.
+//! - Only `EdDSA` is accepted; `exp`, `iss`, `aud`, `sub` and `sid` are required and
+//!   checked, with the leeway user-svc uses ([`TOKEN_LEEWAY_SECS`]).
+//! - Revoked sessions ([`Revoked`]): learnt from `user.sessions_revoked` events and a
+//!   `users.revocations` snapshot; a revoked token is refused even though it verifies.
 //! - The verified `sub` and `role` become the [`Actor`] of the RPC context; nothing the
 //!   client sends in `x-actor-*` headers is ever read.
 
@@ -14,7 +19,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use proto_msgs::users::{Claims, Empty, Jwks, methods};
+use proto_msgs::users::{
+    Claims, Empty, Jwks, MAX_ACCESS_TTL_SECS, Revocations, SessionsRevoked, TOKEN_LEEWAY_SECS,
+    methods,
+};
 use proto_msgs::{Actor, ErrorCode, RequestContext, RpcClient};
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -35,6 +43,11 @@ pub enum AuthError {
     Missing,
     #[error("invalid token: {0}")]
     Invalid(&'static str),
+    /// The token verifies, but its session was revoked.
+    #[error(
+        "the token has been revoked (logout, a password or role change, or a disabled account): refresh it or log in again"
+    )]
+    Revoked,
     /// No key is known and user-svc cannot be asked: not the client's fault.
     #[error("cannot verify tokens right now: the users service is unavailable")]
     KeysUnavailable,
@@ -48,7 +61,11 @@ impl From<AuthError> for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"shop\""),
                 ),
-            AuthError::Invalid(reason) => {
+            AuthError::Invalid(_) | AuthError::Revoked => {
+                let reason = match &err {
+                    AuthError::Invalid(reason) => reason,
+                    _ => "token revoked",
+                };
                 let challenge = format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\""
                 );
@@ -78,23 +95,30 @@ pub struct Verifier {
     min_refresh_interval: Duration,
     /// When the last refresh was tried; held during a refresh so there is one at a time.
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
-    /// Tokens already verified → (actor, `exp`). An Ed25519 check costs tens of µs of CPU
+    /// Sessions and users whose tokens are refused although they verify.
+    pub revoked: Revoked,
+    /// Tokens already verified → what they say. An Ed25519 check costs tens of µs of CPU
     /// on every request; the token string includes its signature, so a hit is exactly
     /// as trustworthy, as long as the keys that verified it are still the keys: an entry
     /// from an older key-set generation is never used. Emptied when full.
-    verified: RwLock<HashMap<String, (Actor, i64, u64)>>,
+    verified: RwLock<HashMap<String, Verified>>,
     /// Bumped when the key set really changes (not on a refresh that found the same keys,
     /// so unknown-`kid` refreshes cannot keep flushing the cache).
     generation: AtomicU64,
     /// `kid:x` of every key, to tell a real change from the same keys fetched again.
     fingerprint: std::sync::Mutex<String>,
-    /// When keys were last fetched from user-svc; older than [`KEYS_MAX_AGE`] → fetched
-    /// again, so a key removed at user-svc stops being accepted here.
-    loaded_at: std::sync::Mutex<Option<Instant>>,
 }
 
-/// How long fetched keys are trusted before they are fetched again.
-const KEYS_MAX_AGE: Duration = Duration::from_secs(300);
+/// What a verified token says, as cached.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    actor: Actor,
+    sid: Uuid,
+    iat: i64,
+    exp: i64,
+    /// Key-set generation that verified it.
+    generation: u64,
+}
 
 /// Most tokens kept in the verified cache before it is emptied.
 const VERIFIED_CACHE_MAX: usize = 10_000;
@@ -174,6 +198,7 @@ impl Verifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = TOKEN_LEEWAY_SECS;
         validation.validate_exp = true;
         validation.validate_nbf = true;
         Verifier {
@@ -182,11 +207,16 @@ impl Verifier {
             source,
             min_refresh_interval,
             last_refresh: tokio::sync::Mutex::new(None),
+            revoked: Revoked::default(),
             verified: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             fingerprint: std::sync::Mutex::new(String::new()),
-            loaded_at: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether keys come from user-svc (and so are refreshed).
+    pub fn fetches_keys(&self) -> bool {
+        matches!(self.source, KeySource::Bus { .. })
     }
 
     fn current_keys(&self) -> Arc<KeySet> {
@@ -206,54 +236,61 @@ impl Verifier {
             .filter(|t| !t.is_empty())
     }
 
-    /// Checks the token and returns who it vouches for.
+    /// Checks the token and returns who it vouches for. Never waits on user-svc unless
+    /// the token names a key this gateway does not know.
     pub async fn verify(&self, token: &str, ctx: &RequestContext) -> Result<Actor, AuthError> {
-        self.refresh_if_old(ctx).await;
         let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(TOKEN_LEEWAY_SECS).unwrap_or(0);
         // Read before checking the signature: if the keys change meanwhile, the entry is
         // stored under the old generation and never used.
         let generation = self.generation.load(Ordering::SeqCst);
-        if let Some((actor, exp, g)) = self
+        let cached = self
             .verified
             .read()
             .ok()
             .and_then(|v| v.get(token).copied())
-            && exp > now
-            && g == generation
-        {
-            return Ok(actor);
-        }
-        let (actor, exp) = self.verify_signature(token, ctx).await?;
-        if let Ok(mut cache) = self.verified.write() {
-            if cache.len() >= VERIFIED_CACHE_MAX {
-                cache.clear();
+            .filter(|v| v.exp + leeway > now && v.generation == generation);
+        let verified = match cached {
+            Some(v) => v,
+            None => {
+                let claims = self.verify_signature(token, ctx).await?;
+                let v = Verified {
+                    actor: actor_of(&claims)?,
+                    sid: claims.sid,
+                    iat: claims.iat,
+                    exp: claims.exp,
+                    generation,
+                };
+                if let Ok(mut cache) = self.verified.write() {
+                    if cache.len() >= VERIFIED_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(token.to_owned(), v);
+                }
+                v
             }
-            cache.insert(token.to_owned(), (actor, exp, generation));
+        };
+        if self
+            .revoked
+            .refuses(verified.actor.id, verified.sid, verified.iat)
+        {
+            return Err(AuthError::Revoked);
         }
-        Ok(actor)
+        Ok(verified.actor)
     }
 
-    /// Refetches keys from user-svc when the last fetch is older than [`KEYS_MAX_AGE`].
-    async fn refresh_if_old(&self, ctx: &RequestContext) {
-        if !matches!(self.source, KeySource::Bus { .. }) {
-            return;
-        }
-        let old = self
-            .loaded_at
-            .lock()
-            .map(|at| at.is_some_and(|at| at.elapsed() > KEYS_MAX_AGE))
-            .unwrap_or(false);
-        if old {
-            // A failure keeps the current keys: user-svc down must not log everyone out.
-            let _ = self.refresh(ctx).await;
-        }
+    /// Fetches the keys again if user-svc is asked for them (the background refresh,
+    /// so that a key removed at user-svc stops being accepted here). A failure keeps
+    /// the current keys: user-svc down must not log everyone out.
+    pub async fn refresh_keys(&self, ctx: &RequestContext) {
+        let _ = self.refresh(ctx).await;
     }
 
     async fn verify_signature(
         &self,
         token: &str,
         ctx: &RequestContext,
-    ) -> Result<(Actor, i64), AuthError> {
+    ) -> Result<Claims, AuthError> {
         // The header decides which key to use; its `alg` is checked again by `decode`.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("malformed token"))?;
@@ -264,7 +301,7 @@ impl Verifier {
         let mut last = AuthError::Invalid("unknown signing key");
         for key in &keys {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => return Ok((actor_of(&data.claims)?, data.claims.exp)),
+                Ok(data) => return Ok(data.claims),
                 Err(err) => last = AuthError::Invalid(reason(err.kind())),
             }
         }
@@ -302,10 +339,10 @@ impl Verifier {
         let KeySource::Bus { rpc, timeout } = &self.source else {
             return Ok(());
         };
-        let before = Arc::as_ptr(&self.current_keys());
+        let before = self.generation.load(Ordering::SeqCst);
         let mut last = self.last_refresh.lock().await;
         let now_empty = self.current_keys().is_empty();
-        if Arc::as_ptr(&self.current_keys()) != before {
+        if self.generation.load(Ordering::SeqCst) != before {
             // Someone refreshed while we waited for the lock.
             return Ok(());
         }
@@ -338,9 +375,6 @@ impl Verifier {
                     .collect();
                 pairs.sort();
                 let fingerprint = pairs.join(",");
-                if let Ok(mut at) = self.loaded_at.lock() {
-                    *at = Some(Instant::now());
-                }
                 let changed = self
                     .fingerprint
                     .lock()
@@ -372,6 +406,87 @@ impl Verifier {
                 }
             }
         }
+    }
+}
+
+/// Revocations this gateway knows of: per user, a `not_before` (tokens with an older
+/// `iat` are refused); per session, its `sid` (all its tokens are refused). Entries are
+/// forgotten once every token they refuse has expired (one access-token lifetime
+/// plus the leeway), so the maps stay as small as the recent revocations.
+#[derive(Debug)]
+pub struct Revoked {
+    users: RwLock<HashMap<Uuid, i64>>,
+    /// `sid` → when it was revoked (unix seconds), for pruning.
+    sessions: RwLock<HashMap<Uuid, i64>>,
+    /// user-svc's access-token lifetime, from the snapshot; the longest possible
+    /// until then.
+    access_ttl_secs: AtomicU64,
+}
+
+impl Default for Revoked {
+    fn default() -> Self {
+        Revoked {
+            users: RwLock::default(),
+            sessions: RwLock::default(),
+            access_ttl_secs: AtomicU64::new(MAX_ACCESS_TTL_SECS),
+        }
+    }
+}
+
+impl Revoked {
+    /// Whether a token of `user` in session `sid` issued at `iat` is revoked.
+    pub fn refuses(&self, user: Uuid, sid: Uuid, iat: i64) -> bool {
+        let by_user = self
+            .users
+            .read()
+            .map(|m| m.get(&user).is_some_and(|nb| iat < *nb))
+            .unwrap_or(true);
+        by_user
+            || self
+                .sessions
+                .read()
+                .map(|m| m.contains_key(&sid))
+                .unwrap_or(true)
+    }
+
+    /// Takes one revocation (an event or a snapshot entry); the later one wins.
+    pub fn apply(&self, r: &SessionsRevoked) {
+        let (map, key) = match r.sid {
+            Some(sid) => (&self.sessions, sid),
+            None => (&self.users, r.user_id),
+        };
+        if let Ok(mut m) = map.write() {
+            let at = m.entry(key).or_insert(r.not_before);
+            *at = (*at).max(r.not_before);
+        }
+    }
+
+    /// Takes a `users.revocations` snapshot: its entries join what is known (events
+    /// that arrived meanwhile are kept).
+    pub fn apply_snapshot(&self, snapshot: &Revocations) {
+        self.access_ttl_secs
+            .store(snapshot.access_ttl_secs, Ordering::Relaxed);
+        for r in &snapshot.revoked {
+            self.apply(r);
+        }
+    }
+
+    /// Forgets entries whose tokens have all expired by `now` (unix seconds).
+    pub fn prune(&self, now: i64) {
+        let ttl = self.access_ttl_secs.load(Ordering::Relaxed);
+        let keep = i64::try_from(ttl + TOKEN_LEEWAY_SECS).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(keep);
+        for map in [&self.users, &self.sessions] {
+            if let Ok(mut m) = map.write() {
+                m.retain(|_, at| *at > cutoff);
+            }
+        }
+    }
+
+    /// Entries held (users, sessions).
+    pub fn len(&self) -> (usize, usize) {
+        let n = |m: &RwLock<HashMap<Uuid, i64>>| m.read().map(|m| m.len()).unwrap_or(0);
+        (n(&self.users), n(&self.sessions))
     }
 }
 
@@ -528,6 +643,97 @@ pub(crate) mod tests {
             check(&v, &key.sign(&bad_sub)).await,
             Err(AuthError::Invalid("bad subject"))
         );
+    }
+
+    #[tokio::test]
+    async fn expiry_has_the_shared_small_leeway_and_a_session_is_required() {
+        let key = TestKey::new("k1");
+        let v = verifier(&key);
+        let id = Uuid::new_v4();
+        let leeway = i64::try_from(TOKEN_LEEWAY_SECS).unwrap();
+        assert!(leeway <= 5);
+        assert!(
+            check(&v, &key.sign(&claims(id, Role::User, 2 - leeway)))
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            check(&v, &key.sign(&claims(id, Role::User, -leeway - 2))).await,
+            Err(AuthError::Invalid("token expired"))
+        );
+        let mut no_sid = claims(id, Role::User, 60);
+        no_sid.as_object_mut().unwrap().remove("sid");
+        assert!(check(&v, &key.sign(&no_sid)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn revoked_sessions_and_users_are_refused_until_pruned() {
+        let key = TestKey::new("k1");
+        let v = verifier(&key);
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let a1 = claims(alice, Role::User, 600);
+        let a2 = claims(alice, Role::User, 600);
+        let b1 = claims(bob, Role::Admin, 600);
+        let (t_a1, t_a2, t_b1) = (key.sign(&a1), key.sign(&a2), key.sign(&b1));
+        for t in [&t_a1, &t_a2, &t_b1] {
+            assert!(check(&v, t).await.is_ok(), "cached as verified");
+        }
+        let sid = |c: &serde_json::Value| Uuid::parse_str(c["sid"].as_str().unwrap()).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        // One session of alice: only that one, even from the cache.
+        v.revoked.apply(&SessionsRevoked {
+            user_id: alice,
+            sid: Some(sid(&a1)),
+            not_before: now,
+            reason: proto_msgs::users::RevocationReason::Logout,
+        });
+        assert_eq!(check(&v, &t_a1).await, Err(AuthError::Revoked));
+        assert!(check(&v, &t_a2).await.is_ok());
+        // Every token of bob issued before the next second.
+        v.revoked.apply_snapshot(&Revocations {
+            access_ttl_secs: 600,
+            revoked: vec![SessionsRevoked {
+                user_id: bob,
+                sid: None,
+                not_before: now + 1,
+                reason: proto_msgs::users::RevocationReason::RoleChanged,
+            }],
+        });
+        assert_eq!(check(&v, &t_b1).await, Err(AuthError::Revoked));
+        let mut later = claims(bob, Role::User, 600);
+        later["iat"] = json!(now + 1);
+        assert!(check(&v, &key.sign(&later)).await.is_ok());
+        // An older event does not undo a newer revocation.
+        v.revoked.apply(&SessionsRevoked {
+            user_id: bob,
+            sid: None,
+            not_before: now - 100,
+            reason: proto_msgs::users::RevocationReason::LogoutAll,
+        });
+        assert_eq!(check(&v, &t_b1).await, Err(AuthError::Revoked));
+        assert_eq!(v.revoked.len(), (1, 1));
+        // Kept while a token it refuses may be alive, forgotten after.
+        v.revoked.prune(now + 600);
+        assert_eq!(v.revoked.len(), (1, 1));
+        v.revoked.prune(now + 1 + 600 + leeway_secs() + 1);
+        assert_eq!(v.revoked.len(), (0, 0));
+        let res = {
+            use actix_web::ResponseError;
+            ApiError::from(AuthError::Revoked).error_response()
+        };
+        assert_eq!(res.status(), 401);
+        assert!(
+            res.headers()
+                .get("www-authenticate")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("token revoked")
+        );
+    }
+
+    fn leeway_secs() -> i64 {
+        i64::try_from(TOKEN_LEEWAY_SECS).unwrap()
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Config {
     /// Least time between two `users.jwks` refreshes caused by unknown key ids
     /// (`JWKS_REFRESH_MIN_INTERVAL_MS`), so garbage `kid`s cannot hammer user-svc.
     pub jwks_refresh_min_interval: Duration,
+    /// How often keys from `users.jwks` are fetched again in the background
+    /// (`JWKS_MAX_AGE_SECS`, default 300), so a key removed at user-svc stops working.
+    pub jwks_max_age: Duration,
     pub rate_limits: RateLimits,
     /// Which broker account answers for each service (`RPC_REPLIERS`, e.g.
     /// `users=user-svc,orders=order-svc,catalog=order-svc`): a reply from any other is
@@ -121,6 +124,7 @@ impl Config {
         }
         c.jwks_refresh_min_interval =
             vars.millis("JWKS_REFRESH_MIN_INTERVAL_MS", 1..=3_600_000, 10_000)?;
+        c.jwks_max_age = vars.secs("JWKS_MAX_AGE_SECS", 1..=86_400, 300)?;
         let limits = &mut c.rate_limits;
         limits.auth_per_min = vars.number(
             "RATE_LIMIT_AUTH_PER_MIN",
@@ -205,6 +209,7 @@ impl Config {
             jwt_audience: proto_msgs::users::DEFAULT_TOKEN_AUDIENCE.to_owned(),
             jwks: None,
             jwks_refresh_min_interval: Duration::from_secs(10),
+            jwks_max_age: Duration::from_secs(300),
             repliers: Repliers::default(),
             ops: crate::ops::OpsAccess::default(),
             rate_limits: RateLimits::default(),

@@ -20,7 +20,8 @@ use actix_web::{HttpMessage, web};
 pub enum Access {
     /// Liveness: never limited, never authenticated.
     Exempt,
-    /// Login and register: the strict per-IP policy.
+    /// Login, register, refresh and logout (a credential in the body): the strict
+    /// per-IP policy.
     Credentials,
     /// No token needed: per-IP policy.
     Public,
@@ -32,7 +33,9 @@ pub enum Access {
 pub fn access(pattern: Option<&str>) -> Access {
     match pattern {
         Some("/health") => Access::Exempt,
-        Some("/users/register" | "/users/login") => Access::Credentials,
+        Some("/users/register" | "/users/login" | "/users/token/refresh" | "/users/logout") => {
+            Access::Credentials
+        }
         None
         | Some(
             "/health/ready" | "/metrics" | "/metrics/users" | "/metrics/orders" | "/openapi.json",
@@ -112,6 +115,8 @@ mod tests {
         assert_eq!(access(Some("/health")), Access::Exempt);
         assert_eq!(access(Some("/users/login")), Access::Credentials);
         assert_eq!(access(Some("/users/register")), Access::Credentials);
+        assert_eq!(access(Some("/users/token/refresh")), Access::Credentials);
+        assert_eq!(access(Some("/users/logout")), Access::Credentials);
         assert_eq!(access(Some("/openapi.json")), Access::Public);
         assert_eq!(access(Some("/docs/{_:.*}")), Access::Public);
         assert_eq!(access(None), Access::Public);
@@ -119,6 +124,7 @@ mod tests {
             "/users/me",
             "/users/profile",
             "/users/{id}",
+            "/users/logout/all",
             "/orders",
             "/orders/{id}",
             "/orders/{id}/status",

@@ -9,7 +9,8 @@
 //! - [`telemetry`]: outermost middleware — request id, trace context, span, metrics,
 //!   access log, and the final rendering of every error in the one error shape.
 //! - [`guard`]: which route needs a token and which rate-limit policy applies.
-//! - [`auth`]: bearer tokens verified with user-svc's public keys (JWKS).
+//! - [`auth`]: bearer tokens verified with user-svc's public keys (JWKS), refused
+//!   when their session was revoked ([`revocations`]: learnt from the bus).
 //! - [`limits`]: `governor` rate limiters with the IETF `RateLimit` headers.
 //! - [`error`]: [`error::ApiError`], the single mapping of bus errors to HTTP.
 //! - [`metrics`]: the gateway's Prometheus registry; [`openapi`]: `/openapi.json`, `/docs`.
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod revocations;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -77,6 +79,7 @@ pub struct Running {
     rpc: RpcClient,
     server: JoinHandle<std::io::Result<()>>,
     background: CancellationToken,
+    revocations: JoinHandle<Option<proto_msgs::events::RunningConsumer>>,
 }
 
 impl Running {
@@ -99,6 +102,9 @@ impl Running {
             Err(e) => Err(StartError::Server(std::io::Error::other(e))),
         };
         self.background.cancel();
+        if let Ok(Some(listener)) = self.revocations.await {
+            listener.stopped().await;
+        }
         self.rpc.close().await;
         self.bus.close().await;
         tracing::info!("gateway stopped");
@@ -139,13 +145,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             config.timeout_for(proto_msgs::users::methods::JWKS),
         ),
     };
+    let verifier = std::sync::Arc::new(verifier);
     let openapi_json =
         openapi::document().map_err(|e| StartError::Config(format!("OpenAPI document: {e}")))?;
     let state = web::Data::new(AppState {
         limits: Limits::new(&config.rate_limits),
         config: config.clone(),
         rpc: rpc.clone(),
-        verifier,
+        verifier: verifier.clone(),
         metrics,
         openapi_json: openapi_json.into(),
     });
@@ -220,12 +227,29 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             _ = done.cancelled() => {}
         }
     });
+    let revocations = revocations::start(
+        &bus,
+        rpc.clone(),
+        verifier.clone(),
+        config.timeout_for(proto_msgs::users::methods::REVOCATIONS),
+        background.clone(),
+    );
+    if verifier.fetches_keys() {
+        tokio::spawn(refresh_keys(
+            verifier.clone(),
+            config.jwks_max_age,
+            background.clone(),
+        ));
+    }
     let prune = background.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRUNE_EVERY);
         loop {
             tokio::select! {
-                _ = tick.tick() => state.limits.retain_recent(),
+                _ = tick.tick() => {
+                    state.limits.retain_recent();
+                    state.verifier.revoked.prune(chrono::Utc::now().timestamp());
+                }
                 _ = prune.cancelled() => return,
             }
         }
@@ -236,7 +260,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         rpc,
         server,
         background,
+        revocations,
     })
+}
+
+/// Fetches the verification keys again every `every`, off the request path: requests
+/// with a known key never wait for user-svc, however slow it is.
+async fn refresh_keys(
+    verifier: std::sync::Arc<Verifier>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => verifier.refresh_keys(&proto_msgs::RequestContext::new()).await,
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// `start`, then wait for the shutdown token and a graceful stop: what `main` calls.

@@ -78,7 +78,7 @@ impl IntoResponses for TokenErrors {
         responses(&[
             (
                 401,
-                "Missing, malformed, expired or badly signed token (with `WWW-Authenticate`)",
+                "Missing, malformed, expired, badly signed or revoked token (with `WWW-Authenticate`)",
             ),
             (
                 429,
@@ -165,6 +165,10 @@ pub struct ReadyDoc {
         users::profile,
         users::update_me,
         users::get,
+        users::refresh,
+        users::logout,
+        users::logout_all,
+        users::admin_update,
         orders::create,
         orders::list,
         orders::get,
@@ -333,6 +337,25 @@ mod tests {
                 .count(),
             1
         );
+        let refresh = schema(
+            &doc,
+            &schemas["RefreshRequest"]["properties"]["refresh_token"],
+        );
+        assert_eq!(refresh["minLength"], proto_msgs::users::REFRESH_TOKEN_LEN);
+        assert_eq!(refresh["maxLength"], proto_msgs::users::REFRESH_TOKEN_LEN);
+        let change = &schemas["AccountChange"]["properties"];
+        assert_eq!(
+            schema(&doc, &change["role"])["enum"],
+            json!(["user", "admin"])
+        );
+        for (path, method) in [
+            ("/users/token/refresh", "post"),
+            ("/users/logout", "post"),
+            ("/users/logout/all", "post"),
+            ("/users/{id}", "patch"),
+        ] {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+        }
         let update = &schemas["UpdateUserRequest"];
         assert_eq!(update["then"]["required"], json!(["current_password"]));
         let key = &doc["paths"]["/orders"]["post"]["parameters"][0];

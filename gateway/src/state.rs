@@ -14,7 +14,7 @@ pub struct AppState {
     pub config: Config,
     /// The bus client: every request's call, and the token keys.
     pub rpc: RpcClient,
-    pub verifier: Verifier,
+    pub verifier: Arc<Verifier>,
     pub limits: Limits,
     pub metrics: Arc<GatewayMetrics>,
     /// `/openapi.json`, rendered once at start-up.

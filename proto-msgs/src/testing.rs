@@ -758,11 +758,12 @@ impl TestKey {
     }
 }
 
-/// Claims as user-svc issues them (default issuer and audience), expiring in
-/// `exp_in` seconds (negative: already expired).
+/// Claims as user-svc issues them (default issuer and audience, a session id of their
+/// own), expiring in `exp_in` seconds (negative: already expired).
 pub fn token_claims(sub: uuid::Uuid, role: crate::Role, exp_in: i64) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
-    serde_json::json!({"sub": sub.to_string(), "role": role, "iat": now, "exp": now + exp_in,
+    serde_json::json!({"sub": sub.to_string(), "role": role, "sid": uuid::Uuid::new_v4(),
+                       "iat": now, "exp": now + exp_in,
                        "iss": crate::users::DEFAULT_TOKEN_ISSUER,
                        "aud": crate::users::DEFAULT_TOKEN_AUDIENCE})
 }

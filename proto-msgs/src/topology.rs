@@ -212,6 +212,38 @@ impl Topology {
         Ok(queue)
     }
 
+    /// Checks the `events` exchange, declares a server-named (`amq.gen-*`), exclusive,
+    /// auto-deleted queue bound to each of `keys`, and returns its name: a listener
+    /// that wants the events from now on while it runs, none kept for it while it is
+    /// away (it catches up another way). Gone with its connection, so nothing is left
+    /// behind; a reconnect declares a new one.
+    pub async fn declare_listener(
+        &self,
+        bus: &Bus,
+        channel: &Channel,
+        keys: &[&str],
+    ) -> Result<String, BusError> {
+        let exchange = self.events_exchange();
+        self.ensure_exchange(bus, &exchange).await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| BusError::declare("listener queue", e.to_string()))?;
+        let queue = queue.name().to_string();
+        for key in keys {
+            bind(channel, &queue, &exchange, key).await?;
+        }
+        Ok(queue)
+    }
+
     fn queue_kind_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         if self.event_queue_kind == QueueKind::Quorum {

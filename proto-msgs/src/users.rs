@@ -19,9 +19,25 @@ pub mod methods {
     pub const GET: &str = "users.get";
     pub const UPDATE: &str = "users.update";
     pub const JWKS: &str = "users.jwks";
+    pub const REFRESH: &str = "users.refresh";
+    pub const LOGOUT: &str = "users.logout";
+    pub const LOGOUT_ALL: &str = "users.logout_all";
+    pub const ADMIN_UPDATE: &str = "users.admin_update";
+    pub const REVOCATIONS: &str = "users.revocations";
     pub const HEALTH: &str = "users.sys.health";
     pub const METRICS: &str = "users.sys.metrics";
 }
+
+/// Clock skew tolerated on `exp`/`nbf` by every verifier of access tokens (user-svc's
+/// and the gateway's): small, because access tokens are short and revocable.
+pub const TOKEN_LEEWAY_SECS: u64 = 5;
+/// Longest access-token lifetime user-svc may be configured with: a verifier that
+/// does not know the configured one yet keeps revocations this long.
+pub const MAX_ACCESS_TTL_SECS: u64 = 86_400;
+/// Random bytes in a refresh token (256 bits); it is sent base64url without padding.
+pub const REFRESH_TOKEN_BYTES: usize = 32;
+/// Length of a refresh token as sent: base64url of [`REFRESH_TOKEN_BYTES`], no padding.
+pub const REFRESH_TOKEN_LEN: usize = (REFRESH_TOKEN_BYTES * 4).div_ceil(3);
 
 /// Longest email address (RFC 5321's limit on a path), after trimming.
 pub const EMAIL_MAX_LEN: usize = 254;
@@ -249,18 +265,151 @@ pub struct LoginRequest {
     pub password: PasswordAttempt,
 }
 
-/// Reply of `users.login`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Reply of `users.login` and `users.refresh`: a new access token and the refresh
+/// token of the session (a new one on every refresh: the one presented is spent).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
-    /// An EdDSA-signed JWT (claims `sub`, `role`, `iat`, `exp`, `iss`, `aud`).
+    /// An EdDSA-signed JWT (claims `sub`, `role`, `sid`, `iat`, `exp`, `iss`, `aud`).
     pub access_token: String,
     /// Always `"Bearer"`.
     #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: String,
-    /// Seconds until the token expires.
-    #[cfg_attr(feature = "openapi", schema(example = 3600))]
+    /// Seconds until the access token expires.
+    #[cfg_attr(feature = "openapi", schema(example = 900))]
     pub expires_in: u64,
+    /// Opaque; exchanged once at `POST /users/token/refresh` for new tokens.
+    pub refresh_token: RefreshToken,
+    /// Seconds until the refresh token expires.
+    #[cfg_attr(feature = "openapi", schema(example = 1209600))]
+    pub refresh_expires_in: u64,
+}
+
+// Tokens never reach a log line through Debug.
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refresh token: [`REFRESH_TOKEN_LEN`] base64url characters (256 random bits).
+/// Only its SHA-256 is stored; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(Zeroizing<String>);
+
+impl RefreshToken {
+    pub fn parse(raw: &str) -> Result<RefreshToken, String> {
+        if raw.len() != REFRESH_TOKEN_LEN
+            || !raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "must be the {REFRESH_TOKEN_LEN}-character refresh_token a login or refresh returned"
+            ));
+        }
+        Ok(RefreshToken(Zeroizing::new(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+crate::limits::parsed_string!(RefreshToken);
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(***)")
+    }
+}
+
+/// `users.refresh` and `users.logout`: the session's current refresh token. Refresh
+/// spends it (presenting a spent one again revokes the whole session); logout revokes
+/// the session it belongs to. Possession of the token is the proof: no access token
+/// is needed, so an expired session can still be logged out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshRequest {
+    pub refresh_token: RefreshToken,
+}
+
+/// Reply of `users.logout` and `users.logout_all`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogoutResponse {
+    /// Sessions that were live and are now revoked (0: already logged out).
+    pub revoked_sessions: u64,
+}
+
+/// `users.admin_update` (admins only): change another account's role and/or disable
+/// it. Either change revokes every session of that account. An admin cannot change
+/// their own role or disable themselves (`failed_precondition`), so the last admin
+/// cannot lock everyone out by mistake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminUpdateRequest {
+    /// The account (the path's id at the gateway).
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub change: AccountChange,
+}
+
+/// The change `users.admin_update` asks for, without the account: the body of
+/// `PATCH /users/{id}`. Any subset; an empty one changes nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::optional_role_schema))]
+    pub role: Option<Role>,
+    /// `true`: the account can neither log in nor refresh, and its sessions end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// Reply of `users.revocations`: every revocation whose access tokens may still be
+/// alive (newer than one access-token lifetime), for a verifier that starts or has
+/// missed `user.sessions_revoked` events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Revocations {
+    /// The access-token lifetime: an entry older than this (plus the leeway) can be
+    /// forgotten, every token it refuses has expired.
+    pub access_ttl_secs: u64,
+    pub revoked: Vec<SessionsRevoked>,
+}
+
+/// Why sessions were revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    Logout,
+    LogoutAll,
+    /// A spent refresh token was presented again: the session is assumed stolen.
+    RefreshReuse,
+    PasswordChanged,
+    RoleChanged,
+    Disabled,
+}
+
+/// Data of the `user.sessions_revoked` event (and one entry of [`Revocations`]).
+/// With `sid`: access tokens of that session are refused. Without: every access token
+/// of the user issued before `not_before` is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsRevoked {
+    pub user_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// Unix seconds: tokens with `iat` before this are refused (for the whole user, or
+    /// the session `sid`). Tokens issued afterwards carry an `iat` of at least this.
+    pub not_before: i64,
+    pub reason: RevocationReason,
 }
 
 /// `users.get`: self, or anyone for an admin.
@@ -269,7 +418,7 @@ pub struct GetUserRequest {
     pub id: Uuid,
 }
 
-/// `users.me`, `users.jwks`: no parameters.
+/// `users.me`, `users.jwks`, `users.logout_all`, `users.revocations`: no parameters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Empty {}
 
@@ -298,6 +447,9 @@ pub struct User {
     pub name: String,
     #[cfg_attr(feature = "openapi", schema(schema_with = openapi::role_schema))]
     pub role: Role,
+    /// A disabled account can neither log in nor refresh (set by an admin).
+    #[serde(default)]
+    pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -362,6 +514,8 @@ pub struct Claims {
     /// The user id.
     pub sub: String,
     pub role: Role,
+    /// The session (refresh-token family) the token belongs to: what logout revokes.
+    pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -456,6 +610,24 @@ mod openapi {
         }
     }
     impl ToSchema for PasswordAttempt {}
+
+    impl PartialSchema for RefreshToken {
+        fn schema() -> RefOr<Schema> {
+            string(&format!(
+                "An opaque refresh token: {REFRESH_TOKEN_LEN} base64url characters."
+            ))
+            .min_length(Some(REFRESH_TOKEN_LEN))
+            .max_length(Some(REFRESH_TOKEN_LEN))
+            .pattern(Some("^[A-Za-z0-9_-]+$"))
+            .into()
+        }
+    }
+    impl ToSchema for RefreshToken {}
+
+    /// An optional `Role`.
+    pub fn optional_role_schema() -> RefOr<Schema> {
+        role_schema()
+    }
 
     /// `Role` (in [`crate::context`]) as a schema.
     pub fn role_schema() -> RefOr<Schema> {
@@ -580,6 +752,23 @@ mod tests {
     }
 
     #[test]
+    fn refresh_tokens_are_exact_and_hidden() {
+        let good = "a".repeat(REFRESH_TOKEN_LEN);
+        assert_eq!(REFRESH_TOKEN_LEN, 43);
+        let t = RefreshToken::parse(&good).unwrap();
+        assert_eq!(format!("{t:?}"), "RefreshToken(***)");
+        assert!(RefreshToken::parse(&"a".repeat(REFRESH_TOKEN_LEN - 1)).is_err());
+        assert!(RefreshToken::parse(&format!("{}=", "a".repeat(REFRESH_TOKEN_LEN - 1))).is_err());
+        assert!(serde_json::from_value::<RefreshRequest>(json!({"refresh_token": "x"})).is_err());
+        let ev: SessionsRevoked = serde_json::from_value(
+            json!({"user_id": Uuid::nil(), "not_before": 5, "reason": "refresh_reuse"}),
+        )
+        .unwrap();
+        assert_eq!(ev.sid, None);
+        assert_eq!(ev.reason, RevocationReason::RefreshReuse);
+    }
+
+    #[test]
     fn profile_is_flat() {
         let now = Utc::now();
         let p = UserProfile {
@@ -588,6 +777,7 @@ mod tests {
                 email: "a@b.c".into(),
                 name: "A".into(),
                 role: Role::User,
+                disabled: false,
                 created_at: now,
                 updated_at: now,
             },

@@ -31,6 +31,11 @@ const METHODS: &[&str] = &[
     users::methods::GET,
     users::methods::UPDATE,
     users::methods::JWKS,
+    users::methods::REFRESH,
+    users::methods::LOGOUT,
+    users::methods::LOGOUT_ALL,
+    users::methods::ADMIN_UPDATE,
+    users::methods::REVOCATIONS,
     users::methods::HEALTH,
     users::methods::METRICS,
     orders::methods::CREATE,
@@ -44,6 +49,7 @@ const METHODS: &[&str] = &[
 const EVENTS: &[&str] = &[
     proto_msgs::events::types::USER_REGISTERED,
     proto_msgs::events::types::USER_UPDATED,
+    proto_msgs::events::types::USER_SESSIONS_REVOKED,
     proto_msgs::events::types::ORDER_CREATED,
     proto_msgs::events::types::ORDER_UPDATED,
 ];
@@ -167,6 +173,7 @@ fn schemas_have_the_fields_the_code_sends() {
         email: "a@b.c".into(),
         name: "A".into(),
         role: Role::User,
+        disabled: false,
         created_at: now,
         updated_at: now,
     };
@@ -202,8 +209,48 @@ fn schemas_have_the_fields_the_code_sends() {
         to(&TokenResponse {
             access_token: "t".into(),
             token_type: "Bearer".into(),
-            expires_in: 3600,
+            expires_in: 900,
+            refresh_token: users::RefreshToken::parse(&"a".repeat(users::REFRESH_TOKEN_LEN))
+                .unwrap(),
+            refresh_expires_in: 86_400,
         }),
+    );
+    let revoked = users::SessionsRevoked {
+        user_id: Uuid::new_v4(),
+        sid: Some(Uuid::new_v4()),
+        not_before: 1,
+        reason: users::RevocationReason::RefreshReuse,
+    };
+    check(&doc, "SessionsRevoked", to(&revoked));
+    check(
+        &doc,
+        "Revocations",
+        to(&users::Revocations {
+            access_ttl_secs: 900,
+            revoked: vec![revoked.clone()],
+        }),
+    );
+    check(
+        &doc,
+        "LogoutResponse",
+        to(&users::LogoutResponse {
+            revoked_sessions: 1,
+        }),
+    );
+    let reasons: Vec<Value> = [
+        users::RevocationReason::Logout,
+        users::RevocationReason::LogoutAll,
+        users::RevocationReason::RefreshReuse,
+        users::RevocationReason::PasswordChanged,
+        users::RevocationReason::RoleChanged,
+        users::RevocationReason::Disabled,
+    ]
+    .iter()
+    .map(|r| serde_json::to_value(r).unwrap())
+    .collect();
+    assert_eq!(
+        doc["components"]["schemas"]["RevocationReason"]["enum"],
+        Value::Array(reasons)
     );
     let jwk = Jwk {
         kty: "OKP".into(),
@@ -309,6 +356,22 @@ fn schemas_have_the_fields_the_code_sends() {
         json!({"name": "n", "password": "p", "current_password": "c"}),
     );
     check(&doc, "CreateOrderRequest", json!({"items": []}));
+    check(
+        &doc,
+        "RefreshRequest",
+        json!({"refresh_token": "a".repeat(users::REFRESH_TOKEN_LEN)}),
+    );
+    check(
+        &doc,
+        "AdminUpdateRequest",
+        to(&users::AdminUpdateRequest {
+            id: Uuid::nil(),
+            change: users::AccountChange {
+                role: Some(Role::Admin),
+                disabled: Some(true),
+            },
+        }),
+    );
     check(
         &doc,
         "UpdateStatusRequest",

@@ -227,3 +227,61 @@ async fn an_event_nobody_is_bound_to_is_an_error_not_a_silent_drop() {
     );
     publisher.close().await;
 }
+
+/// A listener gets the events of its types while it runs, on a queue of its own that
+/// the broker names and deletes with the connection; `on_subscribed` runs once the
+/// binding is in place, so what is published after it is seen.
+#[tokio::test]
+async fn a_listener_sees_events_after_it_subscribed_and_leaves_no_queue() {
+    let bus = TestBus::new();
+    let stop = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let subscribed = Arc::new(AtomicU32::new(0));
+    let counted = subscribed.clone();
+    let listener = EventConsumer::listener(bus.config(), "test listener")
+        .on("thing.happened", move |ev: CloudEvent<Thing>| {
+            let tx = tx.clone();
+            async move {
+                tx.send(ev.data.n).unwrap();
+                Ok(())
+            }
+        })
+        .on_subscribed(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .start(stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(subscribed.load(Ordering::SeqCst), 1);
+    let publisher = EventPublisher::new(bus.config(), "test publisher");
+    for n in 0..3 {
+        let ev = CloudEvent::new("test", "thing.happened", n.to_string(), Thing { n });
+        publisher.publish(&ev).await.unwrap();
+    }
+    // Another type is not bound: not delivered.
+    let other = CloudEvent::new("test", "thing.other", "x", Thing { n: 99 });
+    assert!(publisher.publish(&other).await.is_err());
+    for n in 0..3 {
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, n);
+    }
+    publisher.close().await;
+    stop.cancel();
+    listener.stopped().await;
+    // Its queue went with its connection: an event now reaches nobody.
+    let publisher = EventPublisher::new(bus.config(), "test publisher");
+    let late = CloudEvent::new("test", "thing.happened", "late", Thing { n: 7 });
+    let mut unroutable = false;
+    for _ in 0..50 {
+        if publisher.publish(&late).await.is_err() {
+            unroutable = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(unroutable, "the listener's queue outlived it");
+    publisher.close().await;
+}

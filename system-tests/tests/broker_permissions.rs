@@ -223,6 +223,44 @@ async fn services_work_with_least_privilege_broker_users_and_nothing_more() {
         .unwrap();
     assert_eq!(ready["status"], "ok", "{ready}");
 
+    // The gateway learns revocations under its own account: a logout is refused at
+    // the gateway within 2 s (its listener queue and binding are allowed).
+    let login: Value = http
+        .post(format!("{base}/users/login"))
+        .json(&json!({"email": email, "password": "perm-password-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let r = http
+        .post(format!("{base}/users/logout"))
+        .json(&json!({"refresh_token": login["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let logged_out = Instant::now();
+    loop {
+        let r = http
+            .get(format!("{base}/users/me"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 401 {
+            break;
+        }
+        assert!(
+            logged_out.elapsed() < Duration::from_secs(2),
+            "a logged-out token still works: gateway log:\n{}",
+            system.log("gateway")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Least privilege: what each user must NOT do.
     let publish_events = |ch: lapin::Channel| async move {
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -256,6 +294,31 @@ async fn services_work_with_least_privilege_broker_users_and_nothing_more() {
     assert!(
         refused(&url("gateway"), consume("users.rpc")).await,
         "the gateway cannot read a service's requests"
+    );
+    // The gateway may bind the revocation events to a queue of its own, nothing else.
+    let spy_events = |ch: lapin::Channel| async move {
+        let q = ch
+            .queue_declare(
+                "".into(),
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        ch.queue_bind(
+            q.name().clone(),
+            "events".into(),
+            "#".into(),
+            lapin::options::QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    assert!(
+        refused(&url("gateway"), spy_events).await,
+        "the gateway cannot see every event"
     );
     assert!(
         refused(&url("user-svc"), consume("orders.rpc")).await,

@@ -113,6 +113,8 @@ async fn create(state: &AppState, admin: &AdminAccount) -> Result<Bootstrap, Err
         name: Set(admin.name.as_str().to_owned()),
         password_hash: Set(password_hash),
         role: Set(DbRole::Admin),
+        disabled: Set(false),
+        tokens_not_before: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

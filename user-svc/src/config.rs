@@ -16,7 +16,11 @@ pub const DEFAULT_DEV_KEY_FILE: &str = ".run/keys/user-svc-ed25519.pem";
 pub const DEFAULT_BCRYPT_COST: u32 = 12;
 /// The least bcrypt cost production accepts.
 pub const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
-pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
+/// Access tokens are short: a stolen one is useful for minutes, and the refresh token
+/// keeps a session going.
+pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(900);
+/// How long a refresh token stays usable (each refresh gives a new one).
+pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(14 * 86_400);
 use proto_msgs::users::{DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER};
 pub const DEFAULT_ADMIN_NAME: &str = "Administrator";
 
@@ -34,8 +38,11 @@ pub struct Config {
     pub bcrypt_concurrency: usize,
     /// Where the Ed25519 signing key comes from.
     pub jwt_key: KeySource,
-    /// Token lifetime (`JWT_TTL_SECS`, 1..=86400, default 3600).
+    /// Access-token lifetime (`JWT_TTL_SECS`, 60..=86400, default 900).
     pub jwt_ttl: Duration,
+    /// Refresh-token lifetime (`REFRESH_TTL_SECS`, at least the access lifetime, at
+    /// most 90 days, default 14 days).
+    pub refresh_ttl: Duration,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// With `admin_password`: this account exists and is an admin after start-up.
@@ -85,7 +92,16 @@ impl Config {
                 });
             }
         };
-        let jwt_ttl = vars.secs("JWT_TTL_SECS", 1..=86_400, DEFAULT_JWT_TTL.as_secs())?;
+        let jwt_ttl = vars.secs(
+            "JWT_TTL_SECS",
+            60..=proto_msgs::users::MAX_ACCESS_TTL_SECS,
+            DEFAULT_JWT_TTL.as_secs(),
+        )?;
+        let refresh_ttl = vars.secs(
+            "REFRESH_TTL_SECS",
+            jwt_ttl.as_secs()..=90 * 86_400,
+            DEFAULT_REFRESH_TTL.as_secs().max(jwt_ttl.as_secs()),
+        )?;
         let admin_email = vars.get("ADMIN_EMAIL");
         let admin_password = vars.secret("ADMIN_PASSWORD");
         if let Some(password) = &admin_password {
@@ -102,6 +118,7 @@ impl Config {
             bcrypt_concurrency,
             jwt_key,
             jwt_ttl,
+            refresh_ttl,
             jwt_issuer: vars.text("JWT_ISSUER", DEFAULT_TOKEN_ISSUER),
             jwt_audience: vars.text("JWT_AUDIENCE", DEFAULT_TOKEN_AUDIENCE),
             admin_email,
@@ -119,6 +136,7 @@ impl Config {
             bcrypt_concurrency: default_concurrency(),
             jwt_key: KeySource::Pem(keys::generate_pem()),
             jwt_ttl: DEFAULT_JWT_TTL,
+            refresh_ttl: DEFAULT_REFRESH_TTL,
             jwt_issuer: DEFAULT_TOKEN_ISSUER.into(),
             jwt_audience: DEFAULT_TOKEN_AUDIENCE.into(),
             admin_email: None,
@@ -137,6 +155,7 @@ impl std::fmt::Debug for Config {
             .field("bcrypt_concurrency", &self.bcrypt_concurrency)
             .field("jwt_key", &self.jwt_key)
             .field("jwt_ttl", &self.jwt_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("admin_email", &self.admin_email)
@@ -164,7 +183,8 @@ mod tests {
         assert_eq!(c.service.app_env, AppEnv::Development);
         assert_eq!(c.service.db.url, DEFAULT_DATABASE_URL);
         assert_eq!(c.bcrypt_cost, 12);
-        assert_eq!(c.jwt_ttl, Duration::from_secs(3600));
+        assert_eq!(c.jwt_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_ttl, Duration::from_secs(14 * 86_400));
         assert_eq!(c.jwt_issuer, "shop-user-svc");
         assert_eq!(c.jwt_audience, "shop");
         assert!(
@@ -224,6 +244,10 @@ mod tests {
         assert!(from(&[("BCRYPT_COST", "twelve")]).is_err());
         assert!(from(&[("BCRYPT_CONCURRENCY", "0")]).is_err());
         assert!(from(&[("JWT_TTL_SECS", "0")]).is_err());
+        assert!(from(&[("JWT_TTL_SECS", "86401")]).is_err());
+        // A refresh token outliving no access token would be pointless.
+        assert!(from(&[("JWT_TTL_SECS", "3600"), ("REFRESH_TTL_SECS", "600")]).is_err());
+        assert!(from(&[("REFRESH_TTL_SECS", "7776001")]).is_err());
         assert!(from(&[("ADMIN_EMAIL", "a@b.co")]).is_err());
         let c = from(&[("ADMIN_EMAIL", "a@b.co"), ("ADMIN_PASSWORD", "password1")]).unwrap();
         assert_eq!(c.admin_email.as_deref(), Some("a@b.co"));

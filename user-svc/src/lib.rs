@@ -5,12 +5,15 @@
 //!
 //! - [`config`]: settings from the environment ([`Config::from_env`]) or for tests.
 //! - `handlers`: one file per RPC method (`users.register`, `login`, `me`, `get`,
-//!   `update`, `jwks`); `error` maps every failure to a bus error in one place.
+//!   `update`, `jwks`, `refresh`, `logout`, `logout_all`, `admin_update`,
+//!   `revocations`); `error` maps every failure to a bus error in one place.
 //! - [`domain`]: `Email`, `Password`, `Name`, valid once parsed.
 //! - `hashing`: bcrypt on a bounded blocking pool; [`keys`] + [`tokens`]: the Ed25519
 //!   signing key (env, file, or a persisted development key) and EdDSA access tokens.
 //! - [`events`]: `user.registered`/`user.updated` into the outbox; `order.created`/
 //!   `order.updated` folded into per-user order statistics.
+//! - [`sessions`]: refresh-token families (rotation, reuse detection) and revocations,
+//!   announced as `user.sessions_revoked`.
 //! - `admin`: the optional admin bootstrap; [`db`]: entities and migrations.
 //!
 //! [`start`] checks keys and admin settings, then runs in svc-kit's skeleton (connect,
@@ -27,6 +30,7 @@ mod handlers;
 mod hashing;
 pub mod keys;
 mod profile;
+pub mod sessions;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -82,6 +86,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         .await
         .map_err(|e| service_error(&format!("password hashing: {e}")))?;
     tracing::info!(kid = %keys.kid(), "token signing key ready");
+    let refresh_ttl = config.refresh_ttl;
 
     svc_kit::service::start::<Migrator, _, _>(
         IDENTITY,
@@ -92,6 +97,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                 db: parts.db.clone(),
                 hasher,
                 tokens,
+                refresh_ttl,
                 outbox: parts.outbox.clone(),
             });
             if let Some(admin) = &admin {

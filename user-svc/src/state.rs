@@ -11,6 +11,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub hasher: Hasher,
     pub tokens: TokenIssuer,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl: std::time::Duration,
     /// Wakes the outbox relay after a commit that wrote events.
     pub outbox: OutboxSignal,
 }

@@ -7,7 +7,7 @@
 use crate::keys::{KeyError, KeyPair};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use proto_msgs::Role;
-use proto_msgs::users::{Claims, Jwks, TokenResponse};
+use proto_msgs::users::{Claims, Jwks, TOKEN_LEEWAY_SECS};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -71,23 +71,35 @@ impl TokenIssuer {
         &self.jwks
     }
 
-    /// A token for `user_id` with `role`, valid for the configured lifetime.
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<TokenResponse, TokenError> {
-        let iat = chrono::Utc::now().timestamp();
+    /// The lifetime of the access tokens this issuer signs.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// An access token for `user_id` with `role` in session `sid`, valid for the
+    /// configured lifetime. Its `iat` is at least `not_before` (the user's last
+    /// revocation, which may be up to a second ahead of the clock): verifiers refuse
+    /// `iat < not_before`, so a token issued right after a revocation still works.
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        sid: Uuid,
+        not_before: Option<i64>,
+    ) -> Result<String, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let iat = not_before.map_or(now, |nb| nb.max(now));
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         let claims = Claims {
             sub: user_id.to_string(),
             role,
+            sid,
             iat,
-            exp: iat.saturating_add(ttl),
+            exp: now.saturating_add(ttl),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        Ok(TokenResponse {
-            access_token: self.sign(&claims)?,
-            token_type: "Bearer".into(),
-            expires_in: self.ttl.as_secs(),
-        })
+        self.sign(&claims)
     }
 
     /// Signs arbitrary claims with this key and `kid` (tests forge expired tokens with it).
@@ -100,7 +112,7 @@ impl TokenIssuer {
 
 /// Verifies `token` against `jwks`: the header's `kid` must name one of the keys, the
 /// algorithm must be EdDSA (so `alg: none` and HMAC tricks fail), and `iss`, `aud`,
-/// `exp` (no leeway) must hold.
+/// `exp` (within [`TOKEN_LEEWAY_SECS`], the gateway's leeway too) must hold.
 pub fn verify(token: &str, jwks: &Jwks, iss: &str, aud: &str) -> Result<Claims, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(TokenError::Invalid)?;
     if header.alg != Algorithm::EdDSA {
@@ -114,7 +126,7 @@ pub fn verify(token: &str, jwks: &Jwks, iss: &str, aud: &str) -> Result<Claims, 
         .ok_or(TokenError::UnknownKey)?;
     let key = DecodingKey::from_ed_components(&jwk.x).map_err(TokenError::Invalid)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.leeway = 0;
+    validation.leeway = TOKEN_LEEWAY_SECS;
     validation.set_issuer(&[iss]);
     validation.set_audience(&[aud]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -142,19 +154,53 @@ mod tests {
     fn issued_tokens_verify_and_carry_the_claims() {
         let issuer = issuer(&generate_pem());
         let id = Uuid::new_v4();
-        let t = issuer.issue(id, Role::Admin).unwrap();
-        assert_eq!(t.token_type, "Bearer");
-        assert_eq!(t.expires_in, 60);
-        let c = verify(&t.access_token, issuer.jwks(), "iss", "aud").unwrap();
+        let sid = Uuid::new_v4();
+        let t = issuer.issue(id, Role::Admin, sid, None).unwrap();
+        let c = verify(&t, issuer.jwks(), "iss", "aud").unwrap();
         assert_eq!(c.sub, id.to_string());
         assert_eq!(c.role, Role::Admin);
+        assert_eq!(c.sid, sid);
         assert_eq!(c.exp - c.iat, 60);
-        assert!(verify(&t.access_token, issuer.jwks(), "other", "aud").is_err());
-        assert!(verify(&t.access_token, issuer.jwks(), "iss", "other").is_err());
+        assert!(verify(&t, issuer.jwks(), "other", "aud").is_err());
+        assert!(verify(&t, issuer.jwks(), "iss", "other").is_err());
         let stranger = self::issuer(&generate_pem());
         assert!(matches!(
-            verify(&t.access_token, stranger.jwks(), "iss", "aud"),
+            verify(&t, stranger.jwks(), "iss", "aud"),
             Err(TokenError::UnknownKey)
         ));
+    }
+
+    #[test]
+    fn iat_is_never_before_the_users_last_revocation() {
+        let issuer = issuer(&generate_pem());
+        let now = chrono::Utc::now().timestamp();
+        let t = issuer
+            .issue(Uuid::new_v4(), Role::User, Uuid::new_v4(), Some(now + 1))
+            .unwrap();
+        let c = verify(&t, issuer.jwks(), "iss", "aud").unwrap();
+        assert!(c.iat > now);
+        // The lifetime still counts from now.
+        assert!(c.exp <= now + 61);
+    }
+
+    #[test]
+    fn expiry_is_checked_with_the_shared_small_leeway() {
+        let issuer = issuer(&generate_pem());
+        let now = chrono::Utc::now().timestamp();
+        let claims = |exp: i64| Claims {
+            sub: Uuid::new_v4().to_string(),
+            role: Role::User,
+            sid: Uuid::new_v4(),
+            iat: now - 100,
+            exp,
+            iss: "iss".into(),
+            aud: "aud".into(),
+        };
+        let leeway = TOKEN_LEEWAY_SECS as i64;
+        assert!(leeway <= 5);
+        let within = issuer.sign(&claims(now - leeway + 2)).unwrap();
+        assert!(verify(&within, issuer.jwks(), "iss", "aud").is_ok());
+        let beyond = issuer.sign(&claims(now - leeway - 2)).unwrap();
+        assert!(verify(&beyond, issuer.jwks(), "iss", "aud").is_err());
     }
 }

@@ -25,13 +25,20 @@ use std::future::{Ready, ready};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/users/register").route(web::post().to(users::register)))
         .service(web::resource("/users/login").route(web::post().to(users::login)))
+        .service(web::resource("/users/token/refresh").route(web::post().to(users::refresh)))
+        .service(web::resource("/users/logout").route(web::post().to(users::logout)))
+        .service(web::resource("/users/logout/all").route(web::post().to(users::logout_all)))
         .service(
             web::resource("/users/me")
                 .route(web::get().to(users::me))
                 .route(web::patch().to(users::update_me)),
         )
         .service(web::resource("/users/profile").route(web::get().to(users::profile)))
-        .service(web::resource("/users/{id}").route(web::get().to(users::get)))
+        .service(
+            web::resource("/users/{id}")
+                .route(web::get().to(users::get))
+                .route(web::patch().to(users::admin_update)),
+        )
         .service(
             web::resource("/orders")
                 .route(web::post().to(orders::create))

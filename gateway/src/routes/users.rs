@@ -1,4 +1,5 @@
-//! `/users/*`: register, login, the caller's profile, another user's profile.
+//! `/users/*`: register, login, sessions (refresh, logout), the caller's profile,
+//! another user's profile, an admin's change of an account.
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -10,8 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::web;
 use proto_msgs::users::{
-    Empty, GetUserRequest, LoginRequest, RegisterRequest, TokenResponse, UpdateUserRequest, User,
-    UserProfile, methods,
+    AccountChange, AdminUpdateRequest, Empty, GetUserRequest, LoginRequest, LogoutResponse,
+    RefreshRequest, RegisterRequest, TokenResponse, UpdateUserRequest, User, UserProfile, methods,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -49,14 +50,16 @@ pub async fn register(bus: Bus, body: Json<RegisterRequest>) -> Result<HttpRespo
     Ok(res)
 }
 
-/// Exchanges email and password for an access token.
+/// Exchanges email and password for an access token and a refresh token: a new
+/// session.
 #[utoipa::path(
     post, path = "/users/login", tag = "users",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "An access token", body = TokenResponse),
+        (status = 200, description = "An access token and the session's refresh token", body = TokenResponse),
         (status = 400, description = "Bad JSON, a malformed email, an empty password or one over 72 bytes", body = ErrorDoc),
         (status = 401, description = "Wrong email or password (one message for both)", body = ErrorDoc),
+        (status = 403, description = "The account is disabled (said only with the right password)", body = ErrorDoc),
         BodyErrors, PublicErrors, ServiceErrors,
     )
 )]
@@ -141,4 +144,87 @@ pub async fn get(
     };
     let ctx = bus.context(methods::GET, Some(actor.0));
     Ok(bus.call(methods::GET, &req, &ctx).await?.ok())
+}
+
+/// Exchanges the session's refresh token for new tokens. The refresh token presented
+/// is spent: presenting it again ends the whole session (it was copied).
+#[utoipa::path(
+    post, path = "/users/token/refresh", tag = "users",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and the session's next refresh token", body = TokenResponse),
+        (status = 400, description = "Bad JSON or not a refresh token's shape", body = ErrorDoc),
+        (status = 401, description = "Unknown, expired or spent refresh token, ended session, or disabled account (one message for all)", body = ErrorDoc),
+        BodyErrors, PublicErrors, ServiceErrors,
+    )
+)]
+pub async fn refresh(bus: Bus, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let ctx = bus.context(methods::REFRESH, None);
+    Ok(bus.call(methods::REFRESH, &req, &ctx).await?.ok())
+}
+
+/// Ends the session the refresh token belongs to; its access tokens are refused
+/// within seconds. The refresh token is the proof, so no access token is needed (an
+/// expired session can still be ended). Logging out twice is not an error.
+#[utoipa::path(
+    post, path = "/users/logout", tag = "users",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Sessions ended (0 when it was already over)", body = LogoutResponse),
+        (status = 400, description = "Bad JSON or not a refresh token's shape", body = ErrorDoc),
+        (status = 401, description = "Unknown refresh token", body = ErrorDoc),
+        BodyErrors, PublicErrors, ServiceErrors,
+    )
+)]
+pub async fn logout(bus: Bus, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let ctx = bus.context(methods::LOGOUT, None);
+    Ok(bus.call(methods::LOGOUT, &req, &ctx).await?.ok())
+}
+
+/// Ends every session of the caller: all their refresh tokens stop working and every
+/// access token issued so far (this one included) is refused within seconds.
+#[utoipa::path(
+    post, path = "/users/logout/all", tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Sessions ended", body = LogoutResponse),
+        (status = 404, description = "The caller's account is gone", body = ErrorDoc),
+        TokenErrors, ServiceErrors,
+    )
+)]
+pub async fn logout_all(bus: Bus, actor: Authenticated) -> Result<HttpResponse, ApiError> {
+    let ctx = bus.context(methods::LOGOUT_ALL, Some(actor.0));
+    Ok(bus.call(methods::LOGOUT_ALL, &Empty {}, &ctx).await?.ok())
+}
+
+/// Admins only: changes an account's role and/or disables it (or enables it again).
+/// A role change or disabling ends every session of the account.
+#[utoipa::path(
+    patch, path = "/users/{id}", tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = AccountChange,
+    responses(
+        (status = 200, description = "The account after the change", body = UserProfile),
+        (status = 400, description = "Bad JSON, a bad field, or `id` is not a UUID", body = ErrorDoc),
+        (status = 403, description = "The caller is not an admin", body = ErrorDoc),
+        (status = 404, description = "No such user", body = ErrorDoc),
+        (status = 409, description = "An admin changing their own role or disabling themselves (`failed_precondition`)", body = ErrorDoc),
+        BodyErrors, TokenErrors, ServiceErrors,
+    )
+)]
+pub async fn admin_update(
+    bus: Bus,
+    actor: Authenticated,
+    id: web::Path<Uuid>,
+    body: Json<AccountChange>,
+) -> Result<HttpResponse, ApiError> {
+    let req = AdminUpdateRequest {
+        id: id.into_inner(),
+        change: body.into_inner(),
+    };
+    let ctx = bus.context(methods::ADMIN_UPDATE, Some(actor.0));
+    Ok(bus.call(methods::ADMIN_UPDATE, &req, &ctx).await?.ok())
 }

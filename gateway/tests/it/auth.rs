@@ -157,3 +157,81 @@ async fn a_rotated_key_is_fetched_on_its_first_token() {
     gw.stop().await;
     stubs.stop().await;
 }
+
+/// Key refresh never blocks a request: with user-svc slow to answer `users.jwks`
+/// after the first time, requests with a known key keep being served at once while the
+/// background refresh (every second here) and an unknown `kid`'s fetch wait on it.
+#[tokio::test]
+async fn a_slow_user_svc_does_not_stall_requests_with_a_known_key() {
+    use proto_msgs::{CancellationToken, RequestContext, RpcServer};
+    use serde_json::Value;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    let bus = TestBus::new();
+    let key = TestKey::new("k1");
+    let stop = CancellationToken::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (jwks, counted) = (key.jwks_value(), calls.clone());
+    let users = RpcServer::new(bus.config(), "users")
+        .method("users.jwks", move |_ctx, _req: Value| {
+            let (jwks, n) = (jwks.clone(), counted.fetch_add(1, Ordering::SeqCst));
+            async move {
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                Ok(jwks)
+            }
+        })
+        .method("users.revocations", |_ctx, _req: Value| async {
+            Ok(json!({"access_ttl_secs": 900, "revoked": []}))
+        })
+        .start(stop.clone())
+        .await
+        .unwrap();
+    let orders = RpcServer::new(bus.config(), "orders")
+        .method(
+            "orders.list",
+            |_ctx: RequestContext, _req: Value| async move {
+                Ok(json!({"orders": [], "next_cursor": null, "has_more": false, "limit": 20}))
+            },
+        )
+        .start(stop.clone())
+        .await
+        .unwrap();
+    let mut config = Config::for_tests(bus.config());
+    config.jwks_max_age = Duration::from_secs(1);
+    config.jwks_refresh_min_interval = Duration::from_millis(1);
+    let gw = Gw::start(config).await;
+    let token = key.token(Uuid::new_v4(), Role::User);
+    let list = || gw.get("/orders").bearer_auth(&token).send();
+    assert_eq!(list().await.unwrap().status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // An unknown kid waits for the (slow) fetch; meanwhile known keys keep working.
+    let stranger = TestKey::new("k2").token(Uuid::new_v4(), Role::User);
+    let unknown = gw.get("/orders").bearer_auth(stranger).send();
+    let unknown = tokio::spawn(unknown);
+    let until = Instant::now() + Duration::from_millis(3500);
+    let mut slowest = Duration::ZERO;
+    while Instant::now() < until {
+        let started = Instant::now();
+        assert_eq!(list().await.unwrap().status(), 200);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        calls.load(Ordering::SeqCst) >= 2,
+        "the keys were being fetched again meanwhile"
+    );
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "a request with a known key waited {slowest:?} for user-svc"
+    );
+    assert_eq!(unknown.await.unwrap().unwrap().status(), 401);
+    gw.stop().await;
+    stop.cancel();
+    users.stopped().await;
+    orders.stopped().await;
+}

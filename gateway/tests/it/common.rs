@@ -80,7 +80,19 @@ impl Stubs {
                 },
             )
             .metrics(|| "# TYPE stub_users_up gauge\nstub_users_up{service=\"users\"} 1\n".into());
-        for m in ["users.register", "users.me", "users.get", "users.update"] {
+        users = users.method("users.revocations", |_ctx, _req: Value| async {
+            Ok(json!({"access_ttl_secs": 900, "revoked": []}))
+        });
+        for m in [
+            "users.register",
+            "users.me",
+            "users.get",
+            "users.update",
+            "users.refresh",
+            "users.logout",
+            "users.logout_all",
+            "users.admin_update",
+        ] {
             users = users.method(m, move |ctx: RequestContext, req: Value| async move {
                 scripted_error(&req)?;
                 Ok(echo(m, &ctx, &req))

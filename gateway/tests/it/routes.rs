@@ -288,3 +288,84 @@ async fn request_ids_and_traces_travel_to_the_service() {
     gw.stop().await;
     stubs.stop().await;
 }
+
+#[tokio::test]
+async fn session_routes_map_to_their_methods() {
+    let bus = TestBus::new();
+    let key = TestKey::new("k1");
+    let stubs = Stubs::start(&bus, &key).await;
+    let gw = Gw::with_key(&bus, &key).await;
+    let me = Uuid::new_v4();
+    let refresh = "r".repeat(proto_msgs::users::REFRESH_TOKEN_LEN);
+
+    // The refresh token is the credential: no actor is sent, no bearer needed.
+    for (path, method) in [
+        ("/users/token/refresh", "users.refresh"),
+        ("/users/logout", "users.logout"),
+    ] {
+        let (status, body) = json_of(
+            gw.post(path)
+                .json(&json!({"refresh_token": refresh}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, &body["method"]), (200, &json!(method)), "{path}");
+        assert_eq!(body["body"], json!({"refresh_token": refresh}));
+        assert_eq!(body["actor"], json!(null));
+        // A body that is not a refresh token never reaches the service.
+        let res = gw
+            .post(path)
+            .json(&json!({"refresh_token": "short"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+
+    let admin = key.token(me, Role::Admin);
+    let (status, body) = json_of(
+        gw.post("/users/logout/all")
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["method"]), (200, &json!("users.logout_all")));
+    assert_eq!(body["actor"], json!({"id": me, "role": "admin"}));
+    assert_eq!(
+        gw.post("/users/logout/all").send().await.unwrap().status(),
+        401
+    );
+
+    let target = Uuid::new_v4();
+    let (status, body) = json_of(
+        gw.patch(&format!("/users/{target}"))
+            .bearer_auth(&admin)
+            .json(&json!({"role": "user", "disabled": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["method"]),
+        (200, &json!("users.admin_update"))
+    );
+    assert_eq!(
+        body["body"],
+        json!({"id": target, "role": "user", "disabled": true})
+    );
+    let res = gw
+        .patch(&format!("/users/{target}"))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "root"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    gw.stop().await;
+    stubs.stop().await;
+}

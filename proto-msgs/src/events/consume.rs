@@ -84,6 +84,9 @@ type EventHandler = Arc<
         + Sync,
 >;
 
+/// Called each time the consumer has (re)declared its queue, before it consumes.
+type Subscribed = Arc<dyn Fn() + Send + Sync>;
+
 /// Builder and runner of one service's event inbox.
 pub struct EventConsumer {
     bus: UseBus,
@@ -92,6 +95,9 @@ pub struct EventConsumer {
     prefetch: u16,
     retry: RetryPolicy,
     observer: Option<Arc<dyn EventObserver>>,
+    /// A listener: a server-named exclusive queue instead of `<service>.events`.
+    listener: bool,
+    on_subscribed: Option<Subscribed>,
 }
 
 impl EventConsumer {
@@ -106,7 +112,29 @@ impl EventConsumer {
             prefetch: 16,
             retry: RetryPolicy::default(),
             observer: None,
+            listener: false,
+            on_subscribed: None,
         }
+    }
+
+    /// A listener (`role` names it in logs): its own server-named, exclusive,
+    /// auto-deleted queue ([`crate::Topology::declare_listener`]) instead of the
+    /// service's durable inbox. It sees events only while connected, so pair it with
+    /// [`on_subscribed`](Self::on_subscribed) to catch up on what it missed; an event
+    /// its handler cannot take is dropped (there is no DLQ for a private queue).
+    pub fn listener(bus: impl Into<UseBus>, role: impl Into<String>) -> Self {
+        EventConsumer {
+            listener: true,
+            ..Self::new(bus, role)
+        }
+    }
+
+    /// Calls `f` each time the queue has been (re)declared and bound, before
+    /// consuming starts: events from then on are kept, so a snapshot taken by `f`
+    /// leaves no gap. `f` must not block (spawn what takes time).
+    pub fn on_subscribed(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_subscribed = Some(Arc::new(f));
+        self
     }
 
     /// Handles events of `event_type`, with `data` decoded into `T`.
@@ -155,6 +183,8 @@ impl EventConsumer {
         let topology = bus.topology().clone();
         let declaring = bus.clone();
         let service = self.service.clone();
+        let listener = self.listener;
+        let on_subscribed = self.on_subscribed.clone();
         let state = Arc::new(ConsumerState {
             service: self.service.clone(),
             handlers: self.handlers,
@@ -172,11 +202,20 @@ impl EventConsumer {
                 let service = service.clone();
                 let keys = keys.clone();
                 let bus = declaring.clone();
+                let on_subscribed = on_subscribed.clone();
                 async move {
                     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    topology
-                        .declare_events(&bus, &channel, &service, &keys)
-                        .await
+                    let queue = if listener {
+                        topology.declare_listener(&bus, &channel, &keys).await?
+                    } else {
+                        topology
+                            .declare_events(&bus, &channel, &service, &keys)
+                            .await?
+                    };
+                    if let Some(f) = &on_subscribed {
+                        f();
+                    }
+                    Ok(queue)
                 }
                 .boxed()
             }),

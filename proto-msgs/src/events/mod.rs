@@ -13,6 +13,9 @@ pub use publish::{EventPublisher, Published};
 pub mod types {
     pub const USER_REGISTERED: &str = "user.registered";
     pub const USER_UPDATED: &str = "user.updated";
+    /// Sessions ended (logout, password or role change, disabled account, refresh
+    /// reuse); the gateway refuses their access tokens from then on.
+    pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const ORDER_CREATED: &str = "order.created";
     pub const ORDER_UPDATED: &str = "order.updated";
 }

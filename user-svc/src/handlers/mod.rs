@@ -3,11 +3,16 @@
 //! Handlers take the shared [`AppState`], the request context and the typed request,
 //! and return `Result<_, Error>`; the conversion to a bus error happens once, here.
 
+mod admin_update;
 mod get;
 mod jwks;
 mod login;
+mod logout;
+mod logout_all;
 mod me;
+mod refresh;
 mod register;
+mod revocations;
 mod update;
 
 use crate::error::Error;
@@ -28,6 +33,11 @@ pub fn rpc_server(bus: impl Into<UseBus>, state: &Arc<AppState>) -> RpcServer {
         .method(methods::GET, bind(state, get::handle))
         .method(methods::UPDATE, bind(state, update::handle))
         .method(methods::JWKS, bind(state, jwks::handle))
+        .method(methods::REFRESH, bind(state, refresh::handle))
+        .method(methods::LOGOUT, bind(state, logout::handle))
+        .method(methods::LOGOUT_ALL, bind(state, logout_all::handle))
+        .method(methods::ADMIN_UPDATE, bind(state, admin_update::handle))
+        .method(methods::REVOCATIONS, bind(state, revocations::handle))
 }
 
 /// Gives a handler the state and maps its error to the bus error.

@@ -33,6 +33,8 @@ pub async fn handle(
         name: Set(name.into_inner()),
         password_hash: Set(password_hash),
         role: Set(DbRole::User),
+        disabled: Set(false),
+        tokens_not_before: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };

@@ -6,14 +6,16 @@
 //! so not `unauthenticated`, which would tell a client its token is bad).
 //! Other errors: `unauthenticated` (no actor), `invalid_argument` (field `name` or
 //! `password`), `not_found` (the actor's account is gone), `unavailable`, `internal`.
-//! A request with neither field returns the profile unchanged.
+//! A request with neither field returns the profile unchanged. A new password ends every
+//! session of the account, the caller's included (`user.sessions_revoked`).
 
 use crate::db::entities::user;
 use crate::domain::ValidationError;
 use crate::error::{Error, user_not_found};
 use crate::events::outgoing;
+use crate::sessions;
 use crate::state::AppState;
-use proto_msgs::users::{UpdateUserRequest, UserProfile};
+use proto_msgs::users::{RevocationReason, UpdateUserRequest, UserProfile};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect, TransactionTrait};
 use std::sync::Arc;
@@ -79,12 +81,18 @@ pub async fn handle(
     if let Some(name) = name {
         row.name = Set(name.into_inner());
     }
+    let password_changed = new_hash.is_some();
     if let Some(hash) = new_hash {
         row.password_hash = Set(hash);
     }
     row.updated_at = Set(chrono::Utc::now());
     let saved = row.update(&txn).await?;
     svc_kit::outbox::enqueue(&txn, &outgoing::updated(&saved, Some(&ctx))).await?;
+    if password_changed {
+        // Whoever knew the old password may hold a session: every one ends, this
+        // caller's too (they log in again with the new password).
+        sessions::revoke_user(&txn, &saved, RevocationReason::PasswordChanged, Some(&ctx)).await?;
+    }
     let profile = crate::profile::with_stats(&txn, saved).await?;
     txn.commit().await?;
     state.outbox.notify();

@@ -15,7 +15,7 @@ async fn login_returns_a_bearer_token() {
         .await
         .unwrap();
     assert_eq!(token.token_type, "Bearer");
-    assert_eq!(token.expires_in, 3600);
+    assert_eq!(token.expires_in, 900);
     let claims = user_svc::tokens::verify(
         &token.access_token,
         app.issuer(Duration::from_secs(1)).jwks(),

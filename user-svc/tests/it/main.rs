@@ -9,5 +9,6 @@ mod outbox;
 mod profile;
 mod raw;
 mod register;
+mod sessions;
 mod stats;
 mod tokens;

@@ -32,6 +32,7 @@ async fn hand_written_register_and_login() {
             "email": "raw@example.com",
             "name": "Raw",
             "role": "user",
+            "disabled": false,
             "created_at": created_at,
             "updated_at": created_at,
         }})
@@ -45,9 +46,12 @@ async fn hand_written_register_and_login() {
     .await;
     let token = reply["data"]["access_token"].as_str().unwrap();
     assert_eq!(token.split('.').count(), 3);
+    let refresh = reply["data"]["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh.len(), proto_msgs::users::REFRESH_TOKEN_LEN);
     assert_eq!(
         reply,
-        json!({"data": {"access_token": token, "token_type": "Bearer", "expires_in": 3600}})
+        json!({"data": {"access_token": token, "token_type": "Bearer", "expires_in": 900,
+                        "refresh_token": refresh, "refresh_expires_in": 14 * 86_400}})
     );
 
     let reply = call(

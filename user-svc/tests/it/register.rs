@@ -38,7 +38,15 @@ async fn registers_a_user_and_never_returns_the_hash() {
     keys.sort();
     assert_eq!(
         keys,
-        ["created_at", "email", "id", "name", "role", "updated_at"]
+        [
+            "created_at",
+            "disabled",
+            "email",
+            "id",
+            "name",
+            "role",
+            "updated_at"
+        ]
     );
     assert!(!raw.to_string().contains("$2b$"));
     app.stop().await;

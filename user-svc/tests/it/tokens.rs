@@ -36,6 +36,7 @@ fn claims_for(sub: &str, role: Role, iat: i64, exp: i64) -> Claims {
     Claims {
         sub: sub.into(),
         role,
+        sid: uuid::Uuid::new_v4(),
         iat,
         exp,
         iss: "shop-user-svc".into(),
@@ -100,7 +101,7 @@ async fn issued_tokens_verify_with_the_published_key() {
         .claims;
     assert_eq!(claims.sub, ada.id.to_string());
     assert_eq!(claims.role, Role::User);
-    assert_eq!(claims.exp - claims.iat, 3600);
+    assert_eq!(claims.exp - claims.iat, 900);
     let now = chrono::Utc::now().timestamp();
     assert!((claims.iat - now).abs() < 60);
 

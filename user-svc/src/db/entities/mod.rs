@@ -2,4 +2,6 @@
 
 pub mod known_order;
 pub mod order_stats;
+pub mod refresh_token;
+pub mod session;
 pub mod user;

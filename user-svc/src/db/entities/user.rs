@@ -14,6 +14,15 @@ pub enum DbRole {
     Admin,
 }
 
+impl From<Role> for DbRole {
+    fn from(role: Role) -> DbRole {
+        match role {
+            Role::User => DbRole::User,
+            Role::Admin => DbRole::Admin,
+        }
+    }
+}
+
 impl From<DbRole> for Role {
     fn from(role: DbRole) -> Role {
         match role {
@@ -34,6 +43,11 @@ pub struct Model {
     pub name: String,
     pub password_hash: String,
     pub role: DbRole,
+    /// Set by an admin: no login, no refresh.
+    pub disabled: bool,
+    /// Unix seconds: the user's access tokens issued before it are revoked, and new
+    /// ones carry an `iat` of at least this.
+    pub tokens_not_before: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -47,6 +61,7 @@ impl From<Model> for proto_msgs::users::User {
             email: m.email,
             name: m.name,
             role: m.role.into(),
+            disabled: m.disabled,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }

@@ -1,0 +1,34 @@
+//! `users.logout_all {}` for the actor → `{revoked_sessions}`: ends every session of
+//! the caller and refuses every access token issued to them so far (including the one
+//! that made this call). Errors: `unauthenticated` (no actor), `not_found` (the
+//! account is gone), `unavailable`, `internal`.
+
+use crate::db::entities::user;
+use crate::error::{Error, user_not_found};
+use crate::sessions;
+use crate::state::AppState;
+use proto_msgs::RequestContext;
+use proto_msgs::users::{Empty, LogoutResponse, RevocationReason};
+use sea_orm::{EntityTrait, QuerySelect, TransactionTrait};
+use std::sync::Arc;
+
+pub async fn handle(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    _req: Empty,
+) -> Result<LogoutResponse, Error> {
+    let actor = ctx.require_actor()?;
+    let txn = state.db.begin().await?;
+    let account = user::Entity::find_by_id(actor.id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(user_not_found)?;
+    let ended =
+        sessions::revoke_user(&txn, &account, RevocationReason::LogoutAll, Some(&ctx)).await?;
+    txn.commit().await?;
+    state.outbox.notify();
+    Ok(LogoutResponse {
+        revoked_sessions: ended,
+    })
+}
