@@ -7,7 +7,9 @@
 //! - `handlers`: one file per RPC method (`users.register`, `login`, `me`, `get`,
 //!   `update`, `jwks`); `error` maps every failure to a bus error in one place.
 //! - [`domain`]: `Email`, `Password`, `Name`, valid once parsed.
-//! - `hashing`: bcrypt on a bounded blocking pool; [`keys`] + [`tokens`]: the Ed25519
+//! - `hashing`: bcrypt in a bounded lane (refused when full, skipped past the
+//!   deadline); `throttle`: per-account limits on failed password checks, in the
+//!   database; [`keys`] + [`tokens`]: the Ed25519
 //!   signing key (env, file, or a persisted development key) and EdDSA access tokens.
 //! - [`events`]: `user.registered`/`user.updated` into the outbox; `order.created`/
 //!   `order.updated` folded into per-user order statistics.
@@ -30,6 +32,7 @@ mod profile;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 pub mod tokens;
 
 pub use config::{AppEnv, Config, ConfigError};
@@ -40,6 +43,7 @@ use crate::db::migration::Migrator;
 use crate::hashing::Hasher;
 use crate::keys::KeyPair;
 use crate::state::AppState;
+use crate::throttle::Throttle;
 use crate::tokens::TokenIssuer;
 use proto_msgs::users::SERVICE;
 use proto_msgs::{CancellationToken, RpcError};
@@ -78,9 +82,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         ),
         _ => None,
     };
-    let hasher = Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency)
+    config::check_bcrypt_lane(config.service.rpc_prefetch, config.bcrypt_lane)
+        .map_err(|e| service_error(&e))?;
+    let hasher = Hasher::new(config.bcrypt_cost, config.bcrypt_lane)
         .await
         .map_err(|e| service_error(&format!("password hashing: {e}")))?;
+    let throttle = Throttle::new(keys.derive_secret("password throttle"), config.throttle)?;
     tracing::info!(kid = %keys.kid(), "token signing key ready");
 
     svc_kit::service::start::<Migrator, _, _>(
@@ -88,9 +95,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         config.service,
         shutdown,
         |parts| async move {
+            hasher.register_metrics(parts.metrics.registry())?;
+            throttle.register_metrics(parts.metrics.registry())?;
             let state = Arc::new(AppState {
                 db: parts.db.clone(),
                 hasher,
+                throttle,
                 tokens,
                 outbox: parts.outbox.clone(),
             });

@@ -4,12 +4,16 @@
 //! password alike (both take one bcrypt verification, so timing tells nothing either);
 //! `invalid_argument` for an empty field, a malformed email or a password over 72
 //! bytes (none of which says anything about accounts; checked while the request is
-//! read, by the contract types); `unavailable`, `internal`. The 8-byte minimum of new
-//! passwords is not checked: a login only ever says "incorrect".
+//! read, by the contract types); `resource_exhausted` with `retry_after_s` after too
+//! many failed attempts for the email (known or not: see `throttle`) or when the bcrypt
+//! lane is full; `deadline_exceeded` when the deadline passed while waiting for
+//! bcrypt; `unavailable`, `internal`. The 8-byte minimum of new passwords is not
+//! checked: a login only ever says "incorrect".
 
 use crate::db::entities::user;
 use crate::error::Error;
 use crate::state::AppState;
+use crate::throttle::Scope;
 use proto_msgs::users::{LoginRequest, TokenResponse};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -20,21 +24,27 @@ pub const BAD_CREDENTIALS: &str = "email or password is incorrect";
 
 pub async fn handle(
     state: Arc<AppState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: LoginRequest,
 ) -> Result<TokenResponse, Error> {
     let LoginRequest { email, password } = req;
     let password = password.expose();
+    // A place in the bcrypt lane first: a refusal costs no database work either.
+    let lane = state.hasher.admit(&ctx)?;
+    let attempt = state
+        .throttle
+        .begin(&state.db, Scope::Login(&email))
+        .await?;
     let found = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.db)
         .await?;
-    let Some(found) = found else {
-        state.hasher.verify_dummy(password).await?;
-        return Err(RpcError::unauthenticated(BAD_CREDENTIALS).into());
+    let verdict = match &found {
+        Some(found) => lane.verify(password, &found.password_hash).await,
+        None => lane.verify_dummy(password).await,
     };
-    if !state.hasher.verify(password, &found.password_hash).await? {
-        return Err(RpcError::unauthenticated(BAD_CREDENTIALS).into());
+    match (attempt.settle(verdict).await?, found) {
+        (true, Some(found)) => Ok(state.tokens.issue(found.id, found.role.into())?),
+        _ => Err(RpcError::unauthenticated(BAD_CREDENTIALS).into()),
     }
-    Ok(state.tokens.issue(found.id, found.role.into())?)
 }

@@ -2,4 +2,5 @@
 
 pub mod known_order;
 pub mod order_stats;
+pub mod password_throttle;
 pub mod user;

@@ -6,6 +6,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 mod m20261123_000101_create_users;
 mod m20261123_000102_create_order_stats;
 mod m20261123_000103_create_known_orders;
+mod m20261201_000120_create_password_throttle;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261123_000101_create_users::Migration));
         all.push(Box::new(m20261123_000102_create_order_stats::Migration));
         all.push(Box::new(m20261123_000103_create_known_orders::Migration));
+        all.push(Box::new(m20261201_000120_create_password_throttle::Migration));
         all
     }
 }
