@@ -81,7 +81,11 @@ impl Config {
             vars.number("BCRYPT_CONCURRENCY", 1..=256, default_concurrency(prefetch))?;
         let bcrypt_lane = LaneSize {
             concurrency,
-            queue: vars.number("BCRYPT_QUEUE", 0..=1000, default_queue(prefetch, concurrency))?,
+            queue: vars.number(
+                "BCRYPT_QUEUE",
+                0..=1000,
+                default_queue(prefetch, concurrency),
+            )?,
         };
         check_bcrypt_lane(service.rpc_prefetch, bcrypt_lane)?;
         let throttle = Policy {
@@ -90,8 +94,16 @@ impl Config {
                 1..=100,
                 DEFAULT_THROTTLE.free_failures,
             )?,
-            base: vars.secs("THROTTLE_BASE_SECS", 1..=3600, DEFAULT_THROTTLE.base.as_secs())?,
-            max: vars.secs("THROTTLE_MAX_SECS", 1..=86_400, DEFAULT_THROTTLE.max.as_secs())?,
+            base: vars.secs(
+                "THROTTLE_BASE_SECS",
+                1..=3600,
+                DEFAULT_THROTTLE.base.as_secs(),
+            )?,
+            max: vars.secs(
+                "THROTTLE_MAX_SECS",
+                1..=86_400,
+                DEFAULT_THROTTLE.max.as_secs(),
+            )?,
         };
         if throttle.max < throttle.base {
             return Err(ConfigError::Rule(
@@ -284,7 +296,10 @@ mod tests {
         for prefetch in ["4", "32", "1000"] {
             let c = from(&[("RPC_PREFETCH", prefetch)]).unwrap();
             let lane = c.bcrypt_lane.concurrency + c.bcrypt_lane.queue;
-            assert!(lane < usize::from(c.service.rpc_prefetch), "{prefetch}: {lane}");
+            assert!(
+                lane < usize::from(c.service.rpc_prefetch),
+                "{prefetch}: {lane}"
+            );
             assert!(c.bcrypt_lane.concurrency >= 1);
         }
         let err = from(&[("BCRYPT_CONCURRENCY", "8"), ("BCRYPT_QUEUE", "24")])

@@ -142,11 +142,7 @@ impl Throttle {
 
     /// Counts an attempt at `scope`, or refuses it (`resource_exhausted` with
     /// `retry_after_s`) while its key is locked, without counting it.
-    pub async fn begin(
-        &self,
-        db: &DatabaseConnection,
-        scope: Scope<'_>,
-    ) -> Result<Attempt, Error> {
+    pub async fn begin(&self, db: &DatabaseConnection, scope: Scope<'_>) -> Result<Attempt, Error> {
         // Here only: its `min`/`max` would shadow the integers' elsewhere.
         use sea_orm::sea_query::ExprTrait;
         let key = self.key(scope);
@@ -232,7 +228,11 @@ impl Throttle {
     /// Now and then, deletes the rows of streaks that are forgotten anyway, so names
     /// tried once (unknown emails) do not pile up. In the background: no request waits.
     fn maybe_prune(&self, db: &DatabaseConnection) {
-        if self.begun.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY != 0 {
+        if !self
+            .begun
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
             return;
         }
         use sea_orm::sea_query::ExprTrait;
@@ -307,7 +307,10 @@ mod tests {
         };
         let locks: Vec<_> = (1..=8).map(|n| p.lock_after(n)).collect();
         let s = |n| Some(Duration::from_secs(n));
-        assert_eq!(locks, vec![None, None, s(1), s(2), s(4), s(8), s(10), s(10)]);
+        assert_eq!(
+            locks,
+            vec![None, None, s(1), s(2), s(4), s(8), s(10), s(10)]
+        );
         assert_eq!(p.lock_after(u32::MAX), s(10));
         assert!(p.forget_after() > p.max);
     }
@@ -327,10 +330,7 @@ mod tests {
         assert_eq!(t.key(Scope::Login(&a)), t.key(Scope::Login(&a)));
         assert_ne!(t.key(Scope::Login(&a)), t.key(Scope::Login(&b)));
         assert_ne!(t.key(Scope::Login(&a)), other.key(Scope::Login(&a)));
-        assert_ne!(
-            t.key(Scope::CurrentPassword(id)),
-            t.key(Scope::Login(&a))
-        );
+        assert_ne!(t.key(Scope::CurrentPassword(id)), t.key(Scope::Login(&a)));
         assert_eq!(t.key(Scope::Login(&a)).len(), 32);
     }
 }

@@ -16,7 +16,9 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261123_000101_create_users::Migration));
         all.push(Box::new(m20261123_000102_create_order_stats::Migration));
         all.push(Box::new(m20261123_000103_create_known_orders::Migration));
-        all.push(Box::new(m20261201_000120_create_password_throttle::Migration));
+        all.push(Box::new(
+            m20261201_000120_create_password_throttle::Migration,
+        ));
         all
     }
 }
