@@ -1,7 +1,7 @@
 //! Abuse that costs the attacker, not us: per-account throttling of password guesses,
 //! bcrypt skipped past the deadline, and cheap methods that never wait behind bcrypt.
 
-use crate::common::{TestApp, actor, eventually};
+use crate::common::{TestApp, actor, db, eventually};
 use proto_msgs::rpc::MetricsText;
 use proto_msgs::users::{Empty, UpdateUserRequest, UserProfile, methods};
 use proto_msgs::{ErrorCode, RequestContext, RpcError};
@@ -242,5 +242,54 @@ async fn users_me_answers_while_a_login_flood_fills_the_lane() {
     let Ok(app) = Arc::try_unwrap(app) else {
         panic!("the app is still shared")
     };
+    app.stop().await;
+}
+
+/// Streaks nobody continued are deleted now and then (the first attempt of an instance
+/// prunes), so emails tried once do not pile up; a locked one stays.
+#[tokio::test]
+async fn forgotten_streaks_are_pruned() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+    use user_svc::db::entities::password_throttle;
+    let app = throttled_app().await;
+    let conn = db(&app).await;
+    let long_ago = chrono::Utc::now() - POLICY.forget_after() - chrono::Duration::minutes(1);
+    for (key, locked_until) in [
+        (vec![1u8; 32], None),
+        (
+            vec![2u8; 32],
+            Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        ),
+    ] {
+        password_throttle::ActiveModel {
+            key: Set(key),
+            failures: Set(2),
+            last_attempt_at: Set(long_ago),
+            locked_until: Set(locked_until),
+        }
+        .insert(&conn)
+        .await
+        .unwrap();
+    }
+    app.try_login("ada@example.com", "password")
+        .await
+        .unwrap_err();
+    eventually("the quiet row to be pruned", || async {
+        password_throttle::Entity::find_by_id(vec![1u8; 32])
+            .one(&conn)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        password_throttle::Entity::find_by_id(vec![2u8; 32])
+            .one(&conn)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let _ = conn.close().await;
     app.stop().await;
 }
