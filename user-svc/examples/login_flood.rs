@@ -10,11 +10,10 @@
 
 use proto_msgs::testing::TestBus;
 use proto_msgs::users::{Empty, UserProfile, methods};
-use proto_msgs::{Actor, CancellationToken, ErrorCode, RequestContext, RpcClient, RpcClientConfig};
+use proto_msgs::{Actor, ErrorCode, RequestContext, RpcClient, RpcClientConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use svc_kit::testing::TestDb;
 
 #[derive(Default)]
 struct Outcomes {
@@ -24,16 +23,15 @@ struct Outcomes {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: u64 = env_or("BENCH_SECS", 10);
     let flood: usize = env_or("FLOOD", 64);
     let bus = TestBus::new();
-    let db = TestDb::new().await;
-    let mut config = user_svc::Config::for_tests(bus.config(), &db.url);
-    config.bcrypt_cost = user_svc::config::DEFAULT_BCRYPT_COST;
-    let lane = config.bcrypt_lane;
-    let stop = CancellationToken::new();
-    let running = user_svc::start(config, stop.clone()).await?;
+    let svc = user_svc::testing::spawn(&bus, |c| {
+        c.bcrypt_cost = user_svc::config::DEFAULT_BCRYPT_COST;
+    })
+    .await;
+    let lane = svc.config.bcrypt_lane;
     let client = RpcClient::connect(bus.config(), RpcClientConfig::default()).await?;
 
     let user: proto_msgs::users::User = client
@@ -113,11 +111,10 @@ async fn main() -> anyhow::Result<()> {
     if other > 0 {
         println!("\n{other} logins ended otherwise (deadline, unavailable)");
     }
-    stop.cancel();
-    running.stopped().await;
     if let Ok(client) = Arc::try_unwrap(client) {
         client.close().await;
     }
+    svc.stop().await;
     Ok(())
 }
 
