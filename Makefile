@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: bench bench-soak help test-chaos up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
+.PHONY: bench bench-login-flood bench-soak help test-chaos up up-observability down logs ps status test test-workspace test-compose lint fmt bench-rpc
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench: ## Benchmark the whole system over HTTP (release build on its own port; f
 
 bench-soak: ## `make bench` plus a 5-minute soak reporting each process's memory
 	@BENCH_SOAK_SECS=$${BENCH_SOAK_SECS:-300} scripts/bench.sh
+
+bench-login-flood: ## users.me latency idle vs during a login flood (user-svc in process, bcrypt cost 12; figures, not a test)
+	$(CARGO) run --release --locked -q -p user-svc --example login_flood
 
 bench-rpc: ## RPC echo round trips: proto-msgs vs a bare lapin pair, same message (figures, not a test)
 	$(CARGO) run --release --locked -q -p system-tests --bin shop-bench -- rpc

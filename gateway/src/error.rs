@@ -204,18 +204,25 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// An error reply of a service: its code and message are meant for the client,
-/// except `internal`, which is logged and replaced.
+/// except `internal`, which is logged and replaced. A `resource_exhausted` with
+/// `details.retry_after_s` (a per-account throttle, a busy service) also gets
+/// `Retry-After`.
 impl From<RpcError> for ApiError {
     fn from(err: RpcError) -> Self {
         if err.code == ErrorCode::Internal {
             return ApiError::internal(err.message);
         }
+        let headers = err
+            .retry_after_s()
+            .map(|s| (header::RETRY_AFTER, HeaderValue::from(s)))
+            .into_iter()
+            .collect();
         ApiError {
             code: err.code,
             message: err.message,
             details: err.details,
             status: None,
-            headers: Vec::new(),
+            headers,
             request_id: None,
         }
     }
@@ -316,6 +323,22 @@ mod tests {
         assert_eq!(e.status_code(), StatusCode::CONFLICT);
         assert_eq!(e.message, "email taken");
         assert_eq!(e.details, Some(json!({"field": "email"})));
+    }
+
+    #[test]
+    fn a_service_throttle_becomes_429_with_retry_after() {
+        let e: ApiError = RpcError::resource_exhausted("too many failed attempts", 8).into();
+        let res = e.error_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "8");
+        assert_eq!(e.details, Some(json!({"retry_after_s": 8})));
+        let e: ApiError = RpcError::not_found("x").into();
+        assert!(
+            e.error_response()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Decision {
         )
         .with_details(serde_json::json!({
             "policy": self.policy.as_str(),
-            "retry_after_s": retry,
+            proto_msgs::envelope::RETRY_AFTER_S: retry,
         }));
         for (name, value) in self.headers() {
             err = err.with_header(name, value);

@@ -80,6 +80,10 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The `details` field of a `resource_exhausted` error that says, in whole seconds,
+/// when to try again.
+pub const RETRY_AFTER_S: &str = "retry_after_s";
+
 /// An error as it travels on the bus: a code, a human message, optional details
 /// (for example which field was wrong).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -134,6 +138,21 @@ impl RpcError {
     }
     pub fn deadline_exceeded(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::DeadlineExceeded, message)
+    }
+
+    /// `resource_exhausted` with `details.retry_after_s`: how long the caller should
+    /// wait (the gateway sends it as `Retry-After`).
+    pub fn resource_exhausted(message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self::new(ErrorCode::ResourceExhausted, message)
+            .with_details(serde_json::json!({ RETRY_AFTER_S: retry_after_s }))
+    }
+
+    /// The `retry_after_s` of a `resource_exhausted` error, when it has one.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        if self.code != ErrorCode::ResourceExhausted {
+            return None;
+        }
+        self.details.as_ref()?.get(RETRY_AFTER_S)?.as_u64()
     }
 
     /// A field-level validation error: `details` is `{"field": <name>}`.
@@ -219,6 +238,15 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
         }
+    }
+
+    #[test]
+    fn retry_after_travels_in_details() {
+        let err = RpcError::resource_exhausted("slow down", 7);
+        assert_eq!(err.details, Some(json!({"retry_after_s": 7})));
+        assert_eq!(err.retry_after_s(), Some(7));
+        let other = RpcError::unavailable("x").with_details(json!({"retry_after_s": 7}));
+        assert_eq!(other.retry_after_s(), None);
     }
 
     #[test]

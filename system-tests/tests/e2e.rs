@@ -29,10 +29,19 @@ impl System {
     }
 
     async fn start_with(tweak: impl FnOnce(&mut Config)) -> System {
+        Self::start_tuned(|_| {}, tweak).await
+    }
+
+    /// With user-svc's settings changed by `users` and the gateway's by `tweak`.
+    async fn start_tuned(
+        users: impl FnOnce(&mut user_svc::Config),
+        tweak: impl FnOnce(&mut Config),
+    ) -> System {
         let bus = TestBus::new();
         let users = user_svc::testing::spawn(&bus, |c| {
             c.admin_email = Some(ADMIN_EMAIL.into());
             c.admin_password = Some(ADMIN_PASSWORD.into());
+            users(c);
         })
         .await;
         let orders = order_svc::testing::spawn(&bus, |_| {}).await;
@@ -525,5 +534,48 @@ async fn login_brute_force_is_limited_per_address() {
         }
     }
     assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    sys.stop().await;
+}
+
+/// Per account, on top of the per-IP limit: a locked account is 429 with `Retry-After`,
+/// the same for an email that has no account.
+#[tokio::test]
+async fn password_guessing_is_throttled_per_account() {
+    let sys = System::start_tuned(
+        |u| {
+            u.throttle = user_svc::config::Policy {
+                free_failures: 2,
+                base: Duration::from_secs(30),
+                max: Duration::from_secs(60),
+            }
+        },
+        |_| {},
+    )
+    .await;
+    for email in [ADMIN_EMAIL, "nobody@shop.test"] {
+        let mut statuses = Vec::new();
+        for password in ["guess", "guess", ADMIN_PASSWORD] {
+            let res = sys
+                .gw
+                .post("/users/login")
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(res.status().as_u16());
+            if res.status() == 429 {
+                let retry: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=30).contains(&retry), "{retry}");
+                let (_, body) = json_of(res).await;
+                assert_eq!(error_code(&body), "resource_exhausted");
+                assert_eq!(body["error"]["details"]["retry_after_s"], json!(retry));
+            }
+        }
+        assert_eq!(statuses, vec![401, 401, 429], "{email}");
+    }
     sys.stop().await;
 }

@@ -13,7 +13,7 @@ use crate::domain::{Email, Name, Password};
 use crate::error::Error;
 use crate::events::outgoing;
 use crate::state::AppState;
-use proto_msgs::RpcError;
+use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
@@ -81,6 +81,7 @@ async fn promote(state: &AppState, admin: &AdminAccount) -> Result<Option<Bootst
     }
     if !state
         .hasher
+        .admit(&RequestContext::new())?
         .verify(admin.password.expose(), &found.password_hash)
         .await?
     {
@@ -104,7 +105,11 @@ async fn promote(state: &AppState, admin: &AdminAccount) -> Result<Option<Bootst
 }
 
 async fn create(state: &AppState, admin: &AdminAccount) -> Result<Bootstrap, Error> {
-    let password_hash = state.hasher.hash(&admin.password).await?;
+    let password_hash = state
+        .hasher
+        .admit(&RequestContext::new())?
+        .hash(&admin.password)
+        .await?;
     let now = chrono::Utc::now();
     let txn = state.db.begin().await?;
     let created = user::ActiveModel {

@@ -2,7 +2,9 @@
 //! developer machine) on top of what every service reads, or built for tests with
 //! [`Config::for_tests`].
 
+pub use crate::hashing::LaneSize;
 use crate::keys::{self, KeySource};
+pub use crate::throttle::Policy;
 use proc_kit::{Secret, Vars};
 use proto_msgs::BusConfig;
 use std::path::PathBuf;
@@ -23,6 +25,13 @@ pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(900);
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(14 * 86_400);
 use proto_msgs::users::{DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER};
 pub const DEFAULT_ADMIN_NAME: &str = "Administrator";
+/// Per-account throttle: failed password attempts in a row before any delay, the
+/// first delay (doubled after each further failure) and the longest.
+pub const DEFAULT_THROTTLE: Policy = Policy {
+    free_failures: 5,
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(15 * 60),
+};
 
 pub use proc_kit::{AppEnv, ConfigError};
 
@@ -33,9 +42,16 @@ pub struct Config {
     pub service: ServiceConfig,
     /// bcrypt work factor (`BCRYPT_COST`, 4..=31, default 12).
     pub bcrypt_cost: u32,
-    /// bcrypt computations running at once; the rest wait their turn
-    /// (`BCRYPT_CONCURRENCY`, 1..=256, default the CPU count).
-    pub bcrypt_concurrency: usize,
+    /// bcrypt computations running at once (`BCRYPT_CONCURRENCY`, 1..=256, default the
+    /// CPU count, at most a quarter of `RPC_PREFETCH`) and requests that may wait for
+    /// one (`BCRYPT_QUEUE`, 0..=1000, default four per computation, at most what keeps
+    /// the lane within half of `RPC_PREFETCH`); more are refused at once. See
+    /// [`check_bcrypt_lane`].
+    pub bcrypt_lane: LaneSize,
+    /// Per-account throttle of failed password checks (`THROTTLE_FREE_FAILURES`,
+    /// 1..=100, default 5; `THROTTLE_BASE_SECS`, 1..=3600, default 1;
+    /// `THROTTLE_MAX_SECS`, 1..=86400, default 900).
+    pub throttle: Policy,
     /// Where the Ed25519 signing key comes from.
     pub jwt_key: KeySource,
     /// Access-token lifetime (`JWT_TTL_SECS`, 60..=86400, default 900).
@@ -67,8 +83,40 @@ impl Config {
                 ),
             });
         }
-        let bcrypt_concurrency =
-            vars.number("BCRYPT_CONCURRENCY", 1..=256, default_concurrency())?;
+        let prefetch = usize::from(service.rpc_prefetch);
+        let concurrency =
+            vars.number("BCRYPT_CONCURRENCY", 1..=256, default_concurrency(prefetch))?;
+        let bcrypt_lane = LaneSize {
+            concurrency,
+            queue: vars.number(
+                "BCRYPT_QUEUE",
+                0..=1000,
+                default_queue(prefetch, concurrency),
+            )?,
+        };
+        check_bcrypt_lane(service.rpc_prefetch, bcrypt_lane)?;
+        let throttle = Policy {
+            free_failures: vars.number(
+                "THROTTLE_FREE_FAILURES",
+                1..=100,
+                DEFAULT_THROTTLE.free_failures,
+            )?,
+            base: vars.secs(
+                "THROTTLE_BASE_SECS",
+                1..=3600,
+                DEFAULT_THROTTLE.base.as_secs(),
+            )?,
+            max: vars.secs(
+                "THROTTLE_MAX_SECS",
+                1..=86_400,
+                DEFAULT_THROTTLE.max.as_secs(),
+            )?,
+        };
+        if throttle.max < throttle.base {
+            return Err(ConfigError::Rule(
+                "THROTTLE_MAX_SECS must not be below THROTTLE_BASE_SECS".into(),
+            ));
+        }
         let jwt_key = match (
             vars.secret("JWT_PRIVATE_KEY"),
             vars.get("JWT_PRIVATE_KEY_FILE"),
@@ -115,7 +163,8 @@ impl Config {
         Ok(Config {
             service,
             bcrypt_cost,
-            bcrypt_concurrency,
+            bcrypt_lane,
+            throttle,
             jwt_key,
             jwt_ttl,
             refresh_ttl,
@@ -133,7 +182,11 @@ impl Config {
         Config {
             service: ServiceConfig::for_tests(bus, database_url),
             bcrypt_cost: 4,
-            bcrypt_concurrency: default_concurrency(),
+            bcrypt_lane: LaneSize {
+                concurrency: default_concurrency(32),
+                queue: default_queue(32, default_concurrency(32)),
+            },
+            throttle: DEFAULT_THROTTLE,
             jwt_key: KeySource::Pem(keys::generate_pem()),
             jwt_ttl: DEFAULT_JWT_TTL,
             refresh_ttl: DEFAULT_REFRESH_TTL,
@@ -152,7 +205,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("service", &self.service)
             .field("bcrypt_cost", &self.bcrypt_cost)
-            .field("bcrypt_concurrency", &self.bcrypt_concurrency)
+            .field("bcrypt_lane", &self.bcrypt_lane)
+            .field("throttle", &self.throttle)
             .field("jwt_key", &self.jwt_key)
             .field("jwt_ttl", &self.jwt_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
@@ -165,8 +219,28 @@ impl std::fmt::Debug for Config {
     }
 }
 
-fn default_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+/// The bcrypt lane (running + waiting) must be smaller than the prefetch: the RPC
+/// server works on every prefetched request at once, so the slots the lane cannot take
+/// are the ones `users.me`, `users.get`, `users.jwks` and health always find free.
+pub fn check_bcrypt_lane(prefetch: u16, lane: LaneSize) -> Result<(), ConfigError> {
+    let held = lane.concurrency + lane.queue;
+    if held >= usize::from(prefetch) {
+        return Err(ConfigError::Rule(format!(
+            "BCRYPT_CONCURRENCY + BCRYPT_QUEUE ({held}) must be below RPC_PREFETCH \
+             ({prefetch}), or requests waiting for bcrypt could hold every delivery and \
+             cheap methods would queue behind them"
+        )));
+    }
+    Ok(())
+}
+
+fn default_concurrency(prefetch: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.min(prefetch / 4).max(1)
+}
+
+fn default_queue(prefetch: usize, concurrency: usize) -> usize {
+    (4 * concurrency).min((prefetch / 2).saturating_sub(concurrency))
 }
 
 #[cfg(test)]
@@ -238,11 +312,33 @@ mod tests {
     }
 
     #[test]
+    fn the_bcrypt_lane_leaves_prefetch_slots_free() {
+        for prefetch in ["4", "32", "1000"] {
+            let c = from(&[("RPC_PREFETCH", prefetch)]).unwrap();
+            let lane = c.bcrypt_lane.concurrency + c.bcrypt_lane.queue;
+            assert!(
+                lane < usize::from(c.service.rpc_prefetch),
+                "{prefetch}: {lane}"
+            );
+            assert!(c.bcrypt_lane.concurrency >= 1);
+        }
+        let err = from(&[("BCRYPT_CONCURRENCY", "8"), ("BCRYPT_QUEUE", "24")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RPC_PREFETCH"), "{err}");
+        let c = from(&[("BCRYPT_CONCURRENCY", "2"), ("BCRYPT_QUEUE", "0")]).unwrap();
+        assert_eq!(c.bcrypt_lane.queue, 0);
+        assert_eq!(c.throttle, DEFAULT_THROTTLE);
+    }
+
+    #[test]
     fn refuses_bad_values() {
         assert!(from(&[("APP_ENV", "staging")]).is_err());
         assert!(from(&[("BCRYPT_COST", "3")]).is_err());
         assert!(from(&[("BCRYPT_COST", "twelve")]).is_err());
         assert!(from(&[("BCRYPT_CONCURRENCY", "0")]).is_err());
+        assert!(from(&[("THROTTLE_FREE_FAILURES", "0")]).is_err());
+        assert!(from(&[("THROTTLE_BASE_SECS", "60"), ("THROTTLE_MAX_SECS", "30")]).is_err());
         assert!(from(&[("JWT_TTL_SECS", "0")]).is_err());
         assert!(from(&[("JWT_TTL_SECS", "86401")]).is_err());
         // A refresh token outliving no access token would be pointless.

@@ -2,7 +2,9 @@
 //!
 //! Handlers return [`Error`] and use `?`; the RPC wiring turns it into an
 //! [`RpcError`]: database failures via svc-kit (`unavailable` when the database is
-//! down, otherwise `internal`), hashing and signing failures as `internal` (logged,
+//! down, otherwise `internal`), a full bcrypt lane as `resource_exhausted` (with
+//! `retry_after_s`), a deadline that passed while waiting for bcrypt as
+//! `deadline_exceeded`, other hashing and signing failures as `internal` (logged,
 //! never shown in detail).
 
 use crate::domain::ValidationError;
@@ -33,6 +35,14 @@ impl From<Error> for RpcError {
             Error::Rpc(e) => e,
             Error::Invalid(e) => e.into(),
             Error::Db(e) => svc_kit::db::rpc_error(e),
+            Error::Hash(HashError::Busy) => RpcError::resource_exhausted(
+                "the service is busy checking passwords; try again shortly",
+                crate::hashing::BUSY_RETRY_AFTER_S,
+            ),
+            Error::Hash(HashError::DeadlineExceeded) => RpcError::deadline_exceeded(
+                "the request's deadline passed while it waited for a password check; \
+                 nothing was done",
+            ),
             Error::Hash(e) => {
                 tracing::error!(error = %e, "password hashing failed");
                 RpcError::internal("the service failed to process the request")

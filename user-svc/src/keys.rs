@@ -150,6 +150,17 @@ impl KeyPair {
         }
     }
 
+    /// A 32-byte secret for `purpose`, derived from the private key: as secret as the
+    /// key, stable with it, and unrelated to what it signs.
+    pub(crate) fn derive_secret(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut hasher = Sha256::new();
+        hasher.update(b"shop user-svc derived secret\0");
+        hasher.update(purpose.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.signing.to_bytes());
+        Zeroizing::new(hasher.finalize().into())
+    }
+
     /// The private key as PKCS#8 DER, what jsonwebtoken's `EncodingKey` takes.
     pub(crate) fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         self.signing

@@ -8,7 +8,9 @@
 //!   `update`, `jwks`, `refresh`, `logout`, `logout_all`, `admin_update`,
 //!   `revocations`); `error` maps every failure to a bus error in one place.
 //! - [`domain`]: `Email`, `Password`, `Name`, valid once parsed.
-//! - `hashing`: bcrypt on a bounded blocking pool; [`keys`] + [`tokens`]: the Ed25519
+//! - `hashing`: bcrypt in a bounded lane (refused when full, skipped past the
+//!   deadline); `throttle`: per-account limits on failed password checks, in the
+//!   database; [`keys`] + [`tokens`]: the Ed25519
 //!   signing key (env, file, or a persisted development key) and EdDSA access tokens.
 //! - [`events`]: `user.registered`/`user.updated` into the outbox; `order.created`/
 //!   `order.updated` folded into per-user order statistics.
@@ -34,6 +36,7 @@ pub mod sessions;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 pub mod tokens;
 
 pub use config::{AppEnv, Config, ConfigError};
@@ -44,6 +47,7 @@ use crate::db::migration::Migrator;
 use crate::hashing::Hasher;
 use crate::keys::KeyPair;
 use crate::state::AppState;
+use crate::throttle::Throttle;
 use crate::tokens::TokenIssuer;
 use proto_msgs::users::SERVICE;
 use proto_msgs::{CancellationToken, RpcError};
@@ -82,9 +86,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         ),
         _ => None,
     };
-    let hasher = Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency)
+    config::check_bcrypt_lane(config.service.rpc_prefetch, config.bcrypt_lane)
+        .map_err(|e| service_error(&e))?;
+    let hasher = Hasher::new(config.bcrypt_cost, config.bcrypt_lane)
         .await
         .map_err(|e| service_error(&format!("password hashing: {e}")))?;
+    let throttle = Throttle::new(keys.derive_secret("password throttle"), config.throttle)?;
     tracing::info!(kid = %keys.kid(), "token signing key ready");
     let refresh_ttl = config.refresh_ttl;
 
@@ -93,9 +100,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         config.service,
         shutdown,
         |parts| async move {
+            hasher.register_metrics(parts.metrics.registry())?;
+            throttle.register_metrics(parts.metrics.registry())?;
             let state = Arc::new(AppState {
                 db: parts.db.clone(),
                 hasher,
+                throttle,
                 tokens,
                 refresh_ttl,
                 outbox: parts.outbox.clone(),

@@ -1,6 +1,7 @@
 //! What every handler shares.
 
 use crate::hashing::Hasher;
+use crate::throttle::Throttle;
 use crate::tokens::TokenIssuer;
 use sea_orm::DatabaseConnection;
 use svc_kit::outbox::OutboxSignal;
@@ -10,6 +11,8 @@ use svc_kit::outbox::OutboxSignal;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub hasher: Hasher,
+    /// Per-account limits on password guesses.
+    pub throttle: Throttle,
     pub tokens: TokenIssuer,
     /// Lifetime of refresh tokens.
     pub refresh_ttl: std::time::Duration,

@@ -25,7 +25,7 @@ pub async fn handle(
         password,
         name,
     } = req;
-    let password_hash = state.hasher.hash(&password).await?;
+    let password_hash = state.hasher.admit(&ctx)?.hash(&password).await?;
     let now = chrono::Utc::now();
     let new = user::ActiveModel {
         id: Set(uuid::Uuid::now_v7()),

@@ -3,7 +3,9 @@
 //!
 //! Changing the password needs the current one: missing → `invalid_argument` (field
 //! `current_password`); wrong → `permission_denied` (the caller *is* authenticated,
-//! so not `unauthenticated`, which would tell a client its token is bad).
+//! so not `unauthenticated`, which would tell a client its token is bad); too many
+//! wrong ones in a row → `resource_exhausted` with `retry_after_s`, without checking
+//! (see `throttle`).
 //! Other errors: `unauthenticated` (no actor), `invalid_argument` (field `name` or
 //! `password`), `not_found` (the actor's account is gone), `unavailable`, `internal`.
 //! A request with neither field returns the profile unchanged. A new password ends every
@@ -15,6 +17,7 @@ use crate::error::{Error, user_not_found};
 use crate::events::outgoing;
 use crate::sessions;
 use crate::state::AppState;
+use crate::throttle::Scope;
 use proto_msgs::users::{RevocationReason, UpdateUserRequest, UserProfile};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect, TransactionTrait};
@@ -55,14 +58,16 @@ pub async fn handle(
                 )
                 .into());
             };
-            if !state
-                .hasher
-                .verify(given.expose(), &current.password_hash)
-                .await?
-            {
+            let lane = state.hasher.admit(&ctx)?;
+            let attempt = state
+                .throttle
+                .begin(&state.db, Scope::CurrentPassword(actor.id))
+                .await?;
+            let verdict = lane.verify(given.expose(), &current.password_hash).await;
+            if !attempt.settle(verdict).await? {
                 return Err(RpcError::permission_denied(WRONG_CURRENT).into());
             }
-            Some(state.hasher.hash(password).await?)
+            Some(lane.hash(password).await?)
         }
     };
 

@@ -1,6 +1,7 @@
 //! user-svc against real PostgreSQL and RabbitMQ: a fresh database and topology per
 //! test, every call through the bus.
 
+mod abuse;
 mod admin;
 mod common;
 mod lifecycle;

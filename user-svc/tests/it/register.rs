@@ -151,7 +151,14 @@ async fn an_email_registers_once_whatever_its_case() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_of_one_email_let_exactly_one_through() {
-    let app = TestApp::spawn().await;
+    // Room in the bcrypt lane for all 20 at once: the race is the point here.
+    let app = TestApp::spawn_with(|_, c| {
+        c.bcrypt_lane = user_svc::config::LaneSize {
+            concurrency: 2,
+            queue: 24,
+        }
+    })
+    .await;
     let variants = [
         "race@example.com",
         "RACE@example.com",

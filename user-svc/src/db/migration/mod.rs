@@ -7,6 +7,7 @@ mod m20261123_000101_create_users;
 mod m20261123_000102_create_order_stats;
 mod m20261123_000103_create_known_orders;
 mod m20261201_000104_create_sessions;
+mod m20261201_000120_create_password_throttle;
 
 pub struct Migrator;
 
@@ -17,6 +18,9 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261123_000102_create_order_stats::Migration));
         all.push(Box::new(m20261123_000103_create_known_orders::Migration));
         all.push(Box::new(m20261201_000104_create_sessions::Migration));
+        all.push(Box::new(
+            m20261201_000120_create_password_throttle::Migration,
+        ));
         all
     }
 }
