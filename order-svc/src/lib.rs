@@ -52,6 +52,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         Ok(Wiring {
             server: handlers::server(&parts.bus, app),
             consumer: Some(events::consumer(&parts.bus, parts.db)),
+            prune: None,
         })
     })
     .await

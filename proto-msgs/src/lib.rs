@@ -46,7 +46,7 @@ pub mod testing;
 
 pub use config::BusConfig;
 pub use connection::{Bus, UseBus};
-pub use context::{Actor, RequestContext, Role};
+pub use context::{Actor, ReplayMark, RequestContext, Role};
 pub use envelope::{ErrorCode, Reply, RpcError};
 pub use error::BusError;
 pub use events::{CloudEvent, EventConsumer, EventPublisher, HandlerError};
