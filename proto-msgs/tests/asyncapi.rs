@@ -171,6 +171,7 @@ fn schemas_have_the_fields_the_code_sends() {
         updated_at: now,
     };
     let item = OrderItem {
+        product_id: Some(Uuid::new_v4()),
         name: "P".into(),
         price: Money::from_minor(100),
         quantity: 2,

@@ -149,19 +149,46 @@ impl Idempotent {
         if inserted == 1 {
             return Ok(None);
         }
+        match self.stored(txn).await? {
+            Some(reply) => Ok(Some(reply)),
+            None => Err(StoreError::Corrupt(format!(
+                "key {:?} conflicts with no stored reply",
+                id.key
+            ))),
+        }
+    }
+
+    /// The stored reply, if an earlier delivery committed one, without claiming the
+    /// key: for work worth skipping before the transaction (a bcrypt hash, a password
+    /// check that the first delivery made stale). [`claim`](Self::claim) still decides.
+    pub async fn peek<C: ConnectionTrait, T: DeserializeOwned>(
+        &self,
+        conn: &C,
+    ) -> Result<Option<T>, StoreError> {
+        self.stored(conn).await
+    }
+
+    async fn stored<C: ConnectionTrait, T: DeserializeOwned>(
+        &self,
+        conn: &C,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(id) = &self.id else {
+            return Ok(None);
+        };
         let stored =
             stored_reply::Entity::find_by_id((id.method.clone(), id.scope.clone(), id.key.clone()))
-                .one(txn)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("key {:?} conflicts with no row", id.key))
-                })?;
+                .one(conn)
+                .await?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
         if stored.fingerprint != id.fingerprint {
             return Err(StoreError::KeyReused(id.key.clone()));
         }
-        let reply = stored
-            .reply
-            .ok_or_else(|| StoreError::Corrupt(format!("key {:?} has no reply", id.key)))?;
+        // NULL never commits (claim and save share a transaction); treated as absent.
+        let Some(reply) = stored.reply else {
+            return Ok(None);
+        };
         let reply =
             serde_json::from_value(reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.mark.set();

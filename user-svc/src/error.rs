@@ -25,6 +25,9 @@ pub enum Error {
     Hash(#[from] HashError),
     #[error("token: {0}")]
     Token(#[from] TokenError),
+    /// The stored-replies table (a reused idempotency key, the database).
+    #[error(transparent)]
+    Store(#[from] svc_kit::replies::StoreError),
 }
 
 impl From<Error> for RpcError {
@@ -33,6 +36,7 @@ impl From<Error> for RpcError {
             Error::Rpc(e) => e,
             Error::Invalid(e) => e.into(),
             Error::Db(e) => svc_kit::db::rpc_error(e),
+            Error::Store(e) => e.into(),
             Error::Hash(e) => {
                 tracing::error!(error = %e, "password hashing failed");
                 RpcError::internal("the service failed to process the request")

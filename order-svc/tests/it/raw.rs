@@ -25,8 +25,8 @@ async fn hand_written_create_gets_the_exact_reply() {
         &raw,
         "orders.create",
         r#"{"user_id": "00000000-0000-0000-0000-000000000000",
-            "items": [{"name": "Pen", "price": 0.1, "quantity": 3},
-                      {"name": "Book", "price": "100", "quantity": 2}]}"#
+            "items": [{"sku": "PEN", "price": 0.1, "quantity": 3},
+                      {"sku": "BOOK", "price": "100", "quantity": 2}]}"#
             .to_string(),
         true,
         "c-1",
@@ -54,11 +54,13 @@ async fn hand_written_create_gets_the_exact_reply() {
     assert_eq!(data["user_id"], json!(actor.to_string()));
     assert_eq!(data["status"], json!("PENDING"));
     assert_eq!(data["total"], json!("200.30"));
+    let product = |i: usize| data["items"][i]["product_id"].clone();
+    assert!(product(0).is_string() && product(1).is_string());
     assert_eq!(
         data["items"],
         json!([
-            {"name": "Pen", "price": "0.10", "quantity": 3, "subtotal": "0.30"},
-            {"name": "Book", "price": "100.00", "quantity": 2, "subtotal": "200.00"}
+            {"product_id": product(0), "name": "Pen", "price": "0.10", "quantity": 3, "subtotal": "0.30"},
+            {"product_id": product(1), "name": "Book", "price": "100.00", "quantity": 2, "subtotal": "200.00"}
         ])
     );
     assert!(uuid::Uuid::parse_str(data["id"].as_str().unwrap()).is_ok());
@@ -72,7 +74,7 @@ async fn hand_written_create_gets_the_exact_reply() {
     send(
         &raw,
         "orders.create",
-        r#"{"items": [{"name": "Pen", "price": "0.105", "quantity": 1}]}"#.to_string(),
+        r#"{"items": [{"sku": "PEN", "price": "0.105", "quantity": 1}]}"#.to_string(),
         true,
         "c-2",
     )
@@ -92,7 +94,7 @@ async fn hand_written_create_gets_the_exact_reply() {
     send(
         &raw,
         "orders.create",
-        r#"{"items": [{"name": "Pen", "price": 1, "quantity": 1}]}"#.to_string(),
+        r#"{"items": [{"sku": "PEN", "price": 1, "quantity": 1}]}"#.to_string(),
         false,
         "c-3",
     )
@@ -155,7 +157,7 @@ async fn a_redelivered_create_makes_one_order() {
         let props = RawRpc::props(corr, &headers).with_message_id("msg-42".into());
         raw.send(
             "orders.create",
-            br#"{"items": [{"name": "Pen", "price": "1.00", "quantity": 1}]}"#,
+            br#"{"items": [{"sku": "PEN", "price": "0.10", "quantity": 1}]}"#,
             props,
         )
         .await;

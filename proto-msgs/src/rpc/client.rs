@@ -88,7 +88,7 @@ impl Repliers {
 
     /// The account that must have sent a reply to `method`, if one is configured.
     fn of(&self, method: &str) -> Option<Arc<str>> {
-        let service = method.split('.').next().unwrap_or(method);
+        let service = crate::topology::service_of(method.split('.').next().unwrap_or(method));
         self.0.get(service).map(|a| Arc::from(a.as_str()))
     }
 }
@@ -535,9 +535,9 @@ fn request_properties(
 }
 
 impl Inner {
-    /// `<service>.rpc` for `<service>.<method>`.
+    /// `<service>.rpc` for `<service>.<method>` (or a namespace the service answers).
     fn queue_of(&self, method: &str) -> String {
-        let service = method.split('.').next().unwrap_or(method);
+        let service = crate::topology::service_of(method.split('.').next().unwrap_or(method));
         self.bus.topology().rpc_queue(service)
     }
 

@@ -102,6 +102,13 @@ impl ReplyFault {
         }))
     }
 
+    /// Loses the next `count` replies (a fault made with 0 waits until armed).
+    pub fn arm(&self, count: u32) {
+        self.0
+            .remaining
+            .store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Replies still to be lost.
     pub fn remaining(&self) -> u32 {
         self.0.remaining.load(std::sync::atomic::Ordering::SeqCst)
@@ -267,8 +274,12 @@ impl RpcServer {
     /// until `shutdown`: it stops taking new requests, answers and acks those it holds,
     /// and closes its connection.
     pub async fn start(mut self, shutdown: CancellationToken) -> Result<RunningServer, BusError> {
-        let prefix = format!("{}.", self.service);
-        if let Some(bad) = self.handlers.keys().find(|m| !m.starts_with(&prefix)) {
+        // Its own methods, and those of the namespaces it answers (`catalog.*`).
+        let owned = |m: &str| {
+            let namespace = m.split('.').next().unwrap_or(m);
+            m.contains('.') && crate::topology::service_of(namespace) == self.service
+        };
+        if let Some(bad) = self.handlers.keys().find(|m| !owned(m)) {
             return Err(BusError::Config(format!(
                 "method {bad:?} does not belong to service {:?}",
                 self.service

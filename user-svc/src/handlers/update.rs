@@ -7,16 +7,21 @@
 //! Other errors: `unauthenticated` (no actor), `invalid_argument` (field `name` or
 //! `password`), `not_found` (the actor's account is gone), `unavailable`, `internal`.
 //! A request with neither field returns the profile unchanged.
+//!
+//! Exactly once: the reply is stored with the change, so a redelivered or retried
+//! password change answers the profile it produced instead of failing the (now stale)
+//! current-password check.
 
 use crate::db::entities::user;
 use crate::domain::ValidationError;
 use crate::error::{Error, user_not_found};
 use crate::events::outgoing;
 use crate::state::AppState;
-use proto_msgs::users::{UpdateUserRequest, UserProfile};
+use proto_msgs::users::{UpdateUserRequest, UserProfile, methods};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect, TransactionTrait};
 use std::sync::Arc;
+use svc_kit::replies::Idempotent;
 
 const WRONG_CURRENT: &str = "current_password is incorrect";
 
@@ -26,6 +31,11 @@ pub async fn handle(
     req: UpdateUserRequest,
 ) -> Result<UserProfile, Error> {
     let actor = ctx.require_actor()?;
+    let once = Idempotent::of(&ctx, methods::UPDATE, &req)?;
+    // Before the password check, which the first delivery's change made stale.
+    if let Some(profile) = once.peek(&state.db).await? {
+        return Ok(profile);
+    }
     // Each field was checked while read (the contract types); what is left is the rule
     // between them.
     let UpdateUserRequest {
@@ -65,6 +75,9 @@ pub async fn handle(
     };
 
     let txn = state.db.begin().await?;
+    if let Some(profile) = once.claim(&txn).await? {
+        return Ok(profile);
+    }
     let locked = user::Entity::find_by_id(actor.id)
         .lock_exclusive()
         .one(&txn)
@@ -86,6 +99,7 @@ pub async fn handle(
     let saved = row.update(&txn).await?;
     svc_kit::outbox::enqueue(&txn, &outgoing::updated(&saved, Some(&ctx))).await?;
     let profile = crate::profile::with_stats(&txn, saved).await?;
+    once.save(&txn, &profile).await?;
     txn.commit().await?;
     state.outbox.notify();
     tracing::info!(user_id = %actor.id, "user updated");
