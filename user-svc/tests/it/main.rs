@@ -3,6 +3,7 @@
 
 mod admin;
 mod common;
+mod exactly_once;
 mod lifecycle;
 mod login;
 mod outbox;
