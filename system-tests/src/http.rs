@@ -59,7 +59,7 @@ impl Session {
 }
 
 pub fn order_body() -> Value {
-    json!({"items": [{"name": "Product", "price": 100, "quantity": 2}, {"name": "Thing", "price": "0.10", "quantity": 3}]})
+    json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}, {"sku": "NUT", "price": "0.10", "quantity": 3}]})
 }
 
 /// Logs in and returns the access token.
@@ -109,7 +109,7 @@ pub async fn main_flow(
     let resp = http
         .post(format!("{base}/orders"))
         .bearer_auth(&session.token)
-        .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
+        .json(&json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}]}))
         .send()
         .await?;
     if resp.status().as_u16() != 201 {
