@@ -14,12 +14,21 @@ pub fn read(path: &Path) -> Result<Vec<CreateProductRequest>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("CATALOG_SEED {}: {e}", path.display()))?;
     let mut de = serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| format!("CATALOG_SEED {}: {}: {}", path.display(), e.path(), e.inner()))
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        format!(
+            "CATALOG_SEED {}: {}: {}",
+            path.display(),
+            e.path(),
+            e.inner()
+        )
+    })
 }
 
 /// Inserts the products whose SKU is not in the catalog yet; returns how many.
-pub async fn load(db: &DatabaseConnection, products: &[CreateProductRequest]) -> Result<u64, DbErr> {
+pub async fn load(
+    db: &DatabaseConnection,
+    products: &[CreateProductRequest],
+) -> Result<u64, DbErr> {
     if products.is_empty() {
         return Ok(0);
     }

@@ -435,7 +435,9 @@ async fn oversized_http_bodies_are_413() {
     assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
 
     let items: Vec<Value> = (0..3000)
-        .map(|i| json!({"sku": format!("ITEM-{i}-with-a-long-sku"), "price": "1.00", "quantity": 1}))
+        .map(
+            |i| json!({"sku": format!("ITEM-{i}-with-a-long-sku"), "price": "1.00", "quantity": 1}),
+        )
         .collect();
     let resp = session
         .http
