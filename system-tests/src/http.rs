@@ -58,6 +58,13 @@ impl Session {
     }
 }
 
+/// One unit of the demo catalog's `WIDGET`: every order of the contended-stock
+/// scenario locks the same product row.
+pub fn hot_order_body() -> Value {
+    json!({"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 1}]})
+}
+
+/// Two products of the demo catalog (`deploy/catalog/demo.json`).
 pub fn order_body() -> Value {
     json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}, {"sku": "NUT", "price": "0.10", "quantity": 3}]})
 }
