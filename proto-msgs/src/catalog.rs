@@ -316,12 +316,51 @@ impl ProductChanges {
     }
 }
 
-/// `catalog.update` (admin).
+/// `catalog.update` (admin): the product's id and [`ProductChanges`]. The fields are
+/// spelled out (no `serde(flatten)`, which would lose the path of a bad field).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProductRequest {
     pub id: Uuid,
-    #[serde(flatten)]
-    pub changes: ProductChanges,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<ProductName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Description>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+impl UpdateProductRequest {
+    pub fn new(id: Uuid, changes: ProductChanges) -> Self {
+        let ProductChanges {
+            name,
+            description,
+            category,
+            price,
+            active,
+        } = changes;
+        UpdateProductRequest {
+            id,
+            name,
+            description,
+            category,
+            price,
+            active,
+        }
+    }
+
+    pub fn changes(&self) -> ProductChanges {
+        ProductChanges {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            category: self.category.clone(),
+            price: self.price,
+            active: self.active,
+        }
+    }
 }
 
 /// The body of `POST /products/{id}/stock`: a relative change and why.
@@ -335,12 +374,13 @@ pub struct StockAdjustment {
     pub reason: Reason,
 }
 
-/// `catalog.adjust_stock` (admin).
+/// `catalog.adjust_stock` (admin): the product's id and a [`StockAdjustment`], spelled
+/// out (see [`UpdateProductRequest`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdjustStockRequest {
     pub id: Uuid,
-    #[serde(flatten)]
-    pub adjustment: StockAdjustment,
+    pub delta: StockDelta,
+    pub reason: Reason,
 }
 
 /// `catalog.get`: one product (an inactive one only for an admin).
@@ -443,7 +483,12 @@ mod tests {
         let adj: AdjustStockRequest =
             serde_json::from_value(json!({"id": Uuid::nil(), "delta": "-3", "reason": "broken"}))
                 .unwrap();
-        assert_eq!(adj.adjustment.delta.get(), -3);
+        assert_eq!(adj.delta.get(), -3);
+        let err = serde_path_to_error::deserialize::<_, AdjustStockRequest>(
+            json!({"id": Uuid::nil(), "delta": 0, "reason": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.path().to_string(), "delta");
         assert!(
             serde_json::from_value::<StockAdjustment>(json!({"delta": 0, "reason": "x"})).is_err()
         );

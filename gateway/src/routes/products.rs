@@ -104,10 +104,7 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: Json<ProductChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    let req = UpdateProductRequest {
-        id: id.into_inner(),
-        changes: body.into_inner(),
-    };
+    let req = UpdateProductRequest::new(id.into_inner(), body.into_inner());
     let ctx = bus.context(methods::UPDATE, Some(actor.0));
     Ok(bus.call(methods::UPDATE, &req, &ctx).await?.ok())
 }
@@ -134,9 +131,11 @@ pub async fn adjust_stock(
     id: web::Path<Uuid>,
     body: Json<StockAdjustment>,
 ) -> Result<HttpResponse, ApiError> {
+    let StockAdjustment { delta, reason } = body.into_inner();
     let req = AdjustStockRequest {
         id: id.into_inner(),
-        adjustment: body.into_inner(),
+        delta,
+        reason,
     };
     let ctx = bus.context(methods::ADJUST_STOCK, Some(actor.0));
     Ok(bus.call(methods::ADJUST_STOCK, &req, &ctx).await?.ok())

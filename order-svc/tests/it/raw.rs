@@ -173,3 +173,143 @@ async fn a_redelivered_create_makes_one_order() {
     raw.close().await;
     svc.stop().await;
 }
+
+/// `catalog.*` as another team would call it: routing key on the `rpc` exchange (the
+/// queue is `orders.rpc`), hand-written headers and JSON, the exact replies.
+#[tokio::test]
+async fn hand_written_catalog_calls_get_the_exact_replies() {
+    let svc = Svc::start().await;
+    let mut raw = RawRpc::connect(&svc.bus.config()).await;
+    let admin_id = uuid::Uuid::new_v4().to_string();
+    let admin = [
+        ("x-actor-id", admin_id.as_str()),
+        ("x-actor-role", "admin"),
+        ("x-idempotency-key", "raw-create-1"),
+    ];
+    let body = br#"{"sku": "RAW-1", "name": "Raw", "category": "raw", "price": 2.5, "stock": 4}"#;
+
+    let reply = raw.call("catalog.create", body, "k-1", &admin).await;
+    let product = reply.body["data"].clone();
+    assert_eq!(reply.replayed, None);
+    let mut keys: Vec<&str> = product
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "active",
+            "category",
+            "created_at",
+            "description",
+            "id",
+            "name",
+            "price",
+            "sku",
+            "stock",
+            "updated_at"
+        ]
+    );
+    assert_eq!(
+        (
+            &product["price"],
+            &product["stock"],
+            &product["description"]
+        ),
+        (&json!("2.50"), &json!(4), &json!(""))
+    );
+    // The same request again (a retry with its key): the stored reply, marked.
+    let again = raw.call("catalog.create", body, "k-2", &admin).await;
+    assert_eq!(
+        (again.body["data"].clone(), again.replayed.as_deref()),
+        (product.clone(), Some("true"))
+    );
+    assert_eq!(
+        svc.count("SELECT count(*) FROM products WHERE sku = 'RAW-1'")
+            .await,
+        1
+    );
+
+    // Public reads need no actor.
+    let id = product["id"].as_str().unwrap();
+    let got = raw
+        .call(
+            "catalog.get",
+            format!(r#"{{"id": "{id}"}}"#).as_bytes(),
+            "k-3",
+            &[],
+        )
+        .await;
+    assert_eq!(got.body["data"], product);
+    let page = raw
+        .call("catalog.list", br#"{"q": "raw", "limit": 5}"#, "k-4", &[])
+        .await;
+    assert_eq!(page.body["data"]["total"], json!(1));
+    assert_eq!(page.body["data"]["products"][0], product);
+
+    // A user may not write; a bad delta names its field; too much is refused with the stock.
+    let user_id = uuid::Uuid::new_v4().to_string();
+    let user = [("x-actor-id", user_id.as_str()), ("x-actor-role", "user")];
+    let denied = raw
+        .call(
+            "catalog.adjust_stock",
+            format!(r#"{{"id": "{id}", "delta": 1, "reason": "x"}}"#).as_bytes(),
+            "k-5",
+            &user,
+        )
+        .await;
+    assert_eq!(denied.body["error"]["code"], json!("permission_denied"));
+    let bad = raw
+        .call(
+            "catalog.adjust_stock",
+            format!(r#"{{"id": "{id}", "delta": 0, "reason": "x"}}"#).as_bytes(),
+            "k-6",
+            &admin[..2],
+        )
+        .await;
+    assert_eq!(bad.body["error"]["code"], json!("invalid_argument"));
+    assert_eq!(bad.body["error"]["details"], json!({"field": "delta"}));
+    let below = raw
+        .call(
+            "catalog.adjust_stock",
+            format!(r#"{{"id": "{id}", "delta": -5, "reason": "count"}}"#).as_bytes(),
+            "k-7",
+            &admin[..2],
+        )
+        .await;
+    assert_eq!(below.body["error"]["code"], json!("failed_precondition"));
+    assert_eq!(
+        below.body["error"]["details"],
+        json!({"field": "delta", "stock": 4})
+    );
+    let updated = raw
+        .call(
+            "catalog.update",
+            format!(r#"{{"id": "{id}", "price": "3"}}"#).as_bytes(),
+            "k-8",
+            &admin[..2],
+        )
+        .await;
+    assert_eq!(updated.body["data"]["price"], json!("3.00"));
+
+    // An order for more than there is: the available quantity in details.
+    let order = raw
+        .call(
+            "orders.create",
+            br#"{"items": [{"sku": "RAW-1", "quantity": 5}]}"#,
+            "k-9",
+            &user,
+        )
+        .await;
+    assert_eq!(order.body["error"]["code"], json!("failed_precondition"));
+    assert_eq!(order.body["error"]["details"]["available"], json!(4));
+    assert_eq!(
+        order.body["error"]["details"]["field"],
+        json!("items[0].quantity")
+    );
+    raw.close().await;
+    svc.stop().await;
+}

@@ -24,12 +24,12 @@ pub async fn handle(
     if let Some(product) = once.claim(&txn).await? {
         return Ok(product);
     }
-    let delta = req.adjustment.delta.get();
+    let delta = req.delta.get();
     let product = products::adjust_stock(&txn, req.id, delta)
         .await?
         .ok_or(Error::ProductNotFound(req.id))?;
     once.save(&txn, &product).await?;
     txn.commit().await?;
-    tracing::info!(product_id = %product.id, delta, stock = product.stock, reason = %req.adjustment.reason.as_str(), actor = %actor.id, "stock adjusted");
+    tracing::info!(product_id = %product.id, delta, stock = product.stock, reason = %req.reason.as_str(), actor = %actor.id, "stock adjusted");
     Ok(product)
 }

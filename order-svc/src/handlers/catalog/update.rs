@@ -18,7 +18,8 @@ pub async fn handle(
     req: UpdateProductRequest,
 ) -> Result<Product> {
     let actor = require_admin(&ctx)?;
-    if req.changes.is_empty() {
+    let changes = req.changes();
+    if changes.is_empty() {
         return Err(Error::invalid(
             "name",
             "nothing to change: give at least one of name, description, category, price, active",
@@ -29,7 +30,7 @@ pub async fn handle(
     if let Some(product) = once.claim(&txn).await? {
         return Ok(product);
     }
-    let product = products::update(&txn, req.id, &req.changes)
+    let product = products::update(&txn, req.id, &changes)
         .await?
         .ok_or(Error::ProductNotFound(req.id))?;
     once.save(&txn, &product).await?;
