@@ -1,11 +1,14 @@
 //! # order-svc: orders, their status machine and order events, over the bus only
 //!
-//! No HTTP port: requests arrive on `orders.rpc` and are answered on the caller's reply
-//! queue; events go out through a transactional outbox and come in on `orders.events`.
+//! No HTTP port: requests (`orders.*` and `catalog.*`) arrive on `orders.rpc` and are
+//! answered on the caller's reply queue; events go out through a transactional outbox
+//! and come in on `orders.events`.
 //!
 //! - [`config`]: settings from the environment (or `Config::for_tests`).
 //! - [`handlers`]: one file per RPC method (`orders.create`, `.get`, `.list`,
-//!   `.update_status`) and the server that routes to them.
+//!   `.update_status`; the catalog's `catalog.list`, `.get`, `.create`, `.update`,
+//!   `.adjust_stock` under `handlers::catalog`) and the server that routes to them.
+//!   Every mutating method stores its reply with its effect (svc-kit's stored replies).
 //! - [`domain`]: the contract's self-validating request parts (order lines, list
 //!   cursor) as the service uses them.
 //! - [`db`]: the schema (migrations, run at start-up) and the SQL of orders and the
