@@ -231,9 +231,22 @@ pub fn document() -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&doc)
 }
 
-/// Rules between fields, which the derived schemas cannot say (JSON Schema `if`/`then`):
-/// a new `password` needs `current_password` (user-svc answers 400 without it).
+/// Rules the derived schemas cannot say: a new `password` needs `current_password`
+/// (JSON Schema `if`/`then`; user-svc answers 400 without it); a product change changes
+/// at least one field; a stock adjustment is not 0.
 fn add_field_rules(doc: &mut serde_json::Value) {
+    if let Some(changes) = doc
+        .pointer_mut("/components/schemas/ProductChanges")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        changes.insert("minProperties".into(), json!(1));
+    }
+    if let Some(delta) = doc
+        .pointer_mut("/components/schemas/StockAdjustment/properties/delta")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        delta.insert("not".into(), json!({"const": 0}));
+    }
     let update = doc
         .pointer_mut("/components/schemas/UpdateUserRequest")
         .and_then(serde_json::Value::as_object_mut);

@@ -243,6 +243,12 @@ fn default_true() -> bool {
     true
 }
 
+/// An optional field that, when present, is a value: `null` is refused (as the
+/// document says), not read as absent.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A product as every catalog method returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -273,13 +279,21 @@ pub struct CreateProductRequest {
     pub sku: Sku,
     pub name: ProductName,
     /// Optional; empty when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub description: Option<Description>,
     pub category: Category,
     pub price: Price,
     /// Units in stock at the start (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, nullable = false, minimum = 0, maximum = 1_000_000_000))]
     pub stock: Option<Stock>,
     /// Default `true`.
@@ -292,20 +306,40 @@ pub struct CreateProductRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductChanges {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub name: Option<ProductName>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub description: Option<Description>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub category: Option<Category>,
     /// A new price applies to orders placed from now on, never to placed ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub price: Option<Price>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub active: Option<bool>,
 }
@@ -321,15 +355,35 @@ impl ProductChanges {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProductRequest {
     pub id: Uuid,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<ProductName>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<Description>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub category: Option<Category>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub price: Option<Price>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub active: Option<bool>,
 }
 
@@ -405,11 +459,11 @@ pub struct ListProductsRequest {
     pub q: Option<SearchText>,
     /// Lowest price, inclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,2})?$"))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, pattern = r"^(?:0*[0-9]{1,6}(?:\.[0-9]{1,2})?|0*1000000(?:\.00?)?)$"))]
     pub min_price: Option<PriceBound>,
     /// Highest price, inclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,2})?$"))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, pattern = r"^(?:0*[0-9]{1,6}(?:\.[0-9]{1,2})?|0*1000000(?:\.00?)?)$"))]
     pub max_price: Option<PriceBound>,
     /// Page size, 1 to 100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,14 +32,14 @@ pub async fn list(bus: Bus, query: Query<ListProductsRequest>) -> Result<HttpRes
     Ok(bus.call(methods::LIST, &req, &ctx).await?.ok())
 }
 
-/// One product (an inactive one is `404`).
+/// One product (also an inactive one: `active: false`, not listed and not orderable).
 #[utoipa::path(
     get, path = "/products/{id}", tag = "products",
     params(("id" = Uuid, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = Product),
         (status = 400, description = "`id` is not a UUID", body = ErrorDoc),
-        (status = 404, description = "No such product, or not sold at the moment", body = ErrorDoc),
+        (status = 404, description = "No such product", body = ErrorDoc),
         PublicErrors, ServiceErrors,
     )
 )]

@@ -124,7 +124,7 @@ async fn admins_write_the_catalog_and_everyone_reads_it() {
         );
     }
 
-    // Reads are public; an inactive product is hidden from everyone but admins.
+    // Reads are public; an inactive product is still there (not listed, not orderable).
     let got: Product = svc
         .call(methods::GET, &json!({"id": lamp.id}), None)
         .await
@@ -137,16 +137,26 @@ async fn admins_write_the_catalog_and_everyone_reads_it() {
     )
     .await
     .unwrap();
-    expect_err(
-        svc.call::<_, Product>(methods::GET, &json!({"id": lamp.id}), Some(alice))
-            .await,
-        ErrorCode::NotFound,
-    );
     let hidden: Product = svc
-        .call(methods::GET, &json!({"id": lamp.id}), Some(boss))
+        .call(methods::GET, &json!({"id": lamp.id}), Some(alice))
         .await
         .unwrap();
     assert!(!hidden.active);
+    let page: ProductPage = svc
+        .call(methods::LIST, &json!({"q": "desk"}), None)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0, "inactive products are not listed");
+    // `null` is not a value of an optional field.
+    expect_err(
+        svc.call::<_, Product>(
+            methods::UPDATE,
+            &json!({"id": lamp.id, "price": null}),
+            Some(boss),
+        )
+        .await,
+        ErrorCode::InvalidArgument,
+    );
     svc.stop().await;
 }
 
