@@ -235,6 +235,15 @@ pub fn document() -> Result<Vec<u8>, serde_json::Error> {
 /// (JSON Schema `if`/`then`; user-svc answers 400 without it); a product change changes
 /// at least one field; a stock adjustment is not 0.
 fn add_field_rules(doc: &mut serde_json::Value) {
+    if let Some(item) = doc
+        .pointer_mut("/components/schemas/NewItem")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        item.insert(
+            "oneOf".into(),
+            json!([{"required": ["product_id"]}, {"required": ["sku"]}]),
+        );
+    }
     if let Some(changes) = doc
         .pointer_mut("/components/schemas/ProductChanges")
         .and_then(serde_json::Value::as_object_mut)
@@ -298,9 +307,9 @@ mod tests {
     fn the_rules_are_in_the_document() {
         let doc = doc();
         let schemas = &doc["components"]["schemas"];
-        let by_sku = &schemas["NewItem"]["oneOf"][1];
-        assert_eq!(by_sku["required"], json!(["sku", "quantity"]));
-        let item = &by_sku["properties"];
+        let new_item = &schemas["NewItem"];
+        assert_eq!(new_item["oneOf"][1]["required"], json!(["sku"]));
+        let item = &new_item["properties"];
         assert_eq!(item["sku"]["pattern"], proto_msgs::catalog::Sku::pattern());
         let quantity = schema(&doc, &item["quantity"]);
         assert_eq!(

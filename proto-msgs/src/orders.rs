@@ -711,29 +711,28 @@ mod openapi {
     impl ToSchema for Quantity {}
 
     impl PartialSchema for NewItem {
+        /// The properties; "exactly one of `product_id` and `sku`" is a `oneOf` of
+        /// `required` lists, which the gateway adds to the document (utoipa's object
+        /// builder has no `oneOf`).
         fn schema() -> RefOr<Schema> {
-            let by = |field: &str, schema: RefOr<Schema>| {
-                ObjectBuilder::new()
-                    .property(field, schema)
-                    .required(field)
-                    .property("quantity", Quantity::schema())
-                    .required("quantity")
-                    .property("price", Price::schema())
-            };
             let sku = string("The product's SKU.")
                 .pattern(Some(crate::catalog::Sku::pattern()))
                 .examples(["LAMP-01"]);
             let id = ObjectBuilder::new().schema_type(Type::String).format(Some(
                 utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
             ));
-            OneOfBuilder::new()
+            ObjectBuilder::new()
                 .description(Some(
-                    "A catalog product, by `product_id` or by `sku` (not both), and how many. \
-                     `price`, if sent, is the unit price the client showed: it must equal the \
-                     catalog's. Name and price come from the catalog; free-form items are refused.",
+                    "A catalog product, by `product_id` or by `sku` (exactly one), and how \
+                     many. `price`, if sent, is the unit price the client showed: it must \
+                     equal the catalog's. Name and price come from the catalog; free-form \
+                     items are refused.",
                 ))
-                .item(by("product_id", id.into()))
-                .item(by("sku", sku.into()))
+                .property("product_id", id)
+                .property("sku", sku)
+                .property("quantity", Quantity::schema())
+                .required("quantity")
+                .property("price", Price::schema())
                 .into()
         }
     }
