@@ -31,6 +31,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home /data shop \
  && mkdir -p /data/keys && chown -R shop:shop /data && chmod 700 /data/keys
 COPY --from=builder /out/ /usr/local/bin/
+# The demo catalog order-svc loads when CATALOG_SEED points at it (compose does).
+COPY deploy/catalog/demo.json /usr/local/share/shop/catalog-demo.json
 USER shop
 WORKDIR /data
 ENV LOG_FORMAT=json

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: a release build of the whole system on its own port, databases and
 # broker names (rate limits off), driven over HTTP by shop-bench; then stopped and
-# cleaned up. `BENCH_SOAK_SECS=300 make bench` adds a soak run.
+# cleaned up. `BENCH_SOAK_SECS=300 make bench` adds a soak run. The orders reserve stock
+# from the demo catalog system.sh loads (deploy/catalog/demo.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh

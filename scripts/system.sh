@@ -101,7 +101,8 @@ native_up() {
     DATABASE_URL="${USERS_DATABASE_URL:-$PG_URL/$USERS_DB}" \
     JWT_DEV_KEY_FILE="${JWT_DEV_KEY_FILE:-$RUN_DIR/keys/user-svc-ed25519.pem}"
   start_one order-svc "$bin" AMQP_URL="${ORDER_SVC_AMQP_URL:-$AMQP_URL}" \
-    DATABASE_URL="${ORDERS_DATABASE_URL:-$PG_URL/$ORDERS_DB}"
+    DATABASE_URL="${ORDERS_DATABASE_URL:-$PG_URL/$ORDERS_DB}" \
+    CATALOG_SEED="${CATALOG_SEED-$ROOT/deploy/catalog/demo.json}"
   start_one gateway "$bin" AMQP_URL="${GATEWAY_AMQP_URL:-$AMQP_URL}" \
     GATEWAY_ADDR="${GATEWAY_ADDR:-0.0.0.0:$GATEWAY_PORT}"
   say "waiting for http://127.0.0.1:$GATEWAY_PORT/health/ready"

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use crate::telemetry::{RequestMeta, RoutePattern};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
@@ -29,8 +30,12 @@ pub enum Access {
     Protected,
 }
 
-/// The access rule of a route pattern (`None`: no route matched).
-pub fn access(pattern: Option<&str>) -> Access {
+/// The access rule of a route pattern (`None`: no route matched) for `method`:
+/// browsing the catalog is public, changing it is not.
+pub fn access(method: &Method, pattern: Option<&str>) -> Access {
+    if method == Method::GET && matches!(pattern, Some("/products" | "/products/{id}")) {
+        return Access::Public;
+    }
     match pattern {
         Some("/health") => Access::Exempt,
         Some("/users/register" | "/users/login" | "/users/token/refresh" | "/users/logout") => {
@@ -58,7 +63,7 @@ pub async fn guard(
         Some(RoutePattern(pattern)) => pattern.clone(),
         None => req.match_pattern(),
     };
-    let decision = match access(pattern.as_deref()) {
+    let decision = match access(req.method(), pattern.as_deref()) {
         Access::Exempt => None,
         Access::Credentials => state.limits.check_ip(Policy::Auth, ip),
         Access::Public => state.limits.check_ip(Policy::Anon, ip),
@@ -112,14 +117,37 @@ mod tests {
 
     #[test]
     fn routes_fail_closed() {
-        assert_eq!(access(Some("/health")), Access::Exempt);
-        assert_eq!(access(Some("/users/login")), Access::Credentials);
-        assert_eq!(access(Some("/users/register")), Access::Credentials);
-        assert_eq!(access(Some("/users/token/refresh")), Access::Credentials);
-        assert_eq!(access(Some("/users/logout")), Access::Credentials);
-        assert_eq!(access(Some("/openapi.json")), Access::Public);
-        assert_eq!(access(Some("/docs/{_:.*}")), Access::Public);
-        assert_eq!(access(None), Access::Public);
+        assert_eq!(access(&Method::GET, Some("/health")), Access::Exempt);
+        assert_eq!(access(&Method::GET, Some("/products")), Access::Public);
+        assert_eq!(access(&Method::GET, Some("/products/{id}")), Access::Public);
+        assert_eq!(access(&Method::POST, Some("/products")), Access::Protected);
+        assert_eq!(
+            access(&Method::PATCH, Some("/products/{id}")),
+            Access::Protected
+        );
+        assert_eq!(
+            access(&Method::POST, Some("/products/{id}/stock")),
+            Access::Protected
+        );
+        assert_eq!(
+            access(&Method::GET, Some("/users/login")),
+            Access::Credentials
+        );
+        assert_eq!(
+            access(&Method::GET, Some("/users/register")),
+            Access::Credentials
+        );
+        assert_eq!(access(&Method::GET, Some("/openapi.json")), Access::Public);
+        assert_eq!(access(&Method::GET, Some("/docs/{_:.*}")), Access::Public);
+        assert_eq!(access(&Method::GET, None), Access::Public);
+        assert_eq!(
+            access(&Method::POST, Some("/users/token/refresh")),
+            Access::Credentials
+        );
+        assert_eq!(
+            access(&Method::POST, Some("/users/logout")),
+            Access::Credentials
+        );
         for p in [
             "/users/me",
             "/users/profile",
@@ -131,7 +159,7 @@ mod tests {
             "/orders/user/{user_id}",
             "/some/new/route",
         ] {
-            assert_eq!(access(Some(p)), Access::Protected, "{p}");
+            assert_eq!(access(&Method::GET, Some(p)), Access::Protected, "{p}");
         }
     }
 }

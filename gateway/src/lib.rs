@@ -307,6 +307,7 @@ fn cors(origins: &[String]) -> Cors {
             header::HeaderName::from_static("x-request-id"),
             limits::RATELIMIT,
             limits::RATELIMIT_POLICY,
+            header::HeaderName::from_static(crate::routes::IDEMPOTENT_REPLAYED),
         ])
         .max_age(3600);
     for origin in origins {

@@ -24,10 +24,27 @@ pub enum Error {
         from: OrderStatus,
         to: OrderStatus,
     },
+    #[error("product {0} not found")]
+    ProductNotFound(Uuid),
+    #[error("a product with SKU {0:?} already exists")]
+    SkuExists(String),
+    /// An order line names a product that does not exist or is not sold now.
+    #[error("{field}: {message}")]
+    UnknownProduct { field: String, message: String },
+    /// A refusal that tells the caller what is true now (the current price, the
+    /// available quantity) in `details`.
+    #[error("{message}")]
+    Precondition {
+        message: String,
+        details: serde_json::Value,
+    },
     #[error(
-        "idempotency key {0:?} was already used for a different order request; use a new key for a new order"
+        "cannot change the stock of product {id} by {delta}: only {stock} in stock, and stock never goes below 0"
     )]
-    IdempotencyKeyReused(String),
+    StockBelowZero { id: Uuid, stock: i64, delta: i64 },
+    /// The stored-replies table (a reused idempotency key, the database).
+    #[error(transparent)]
+    Store(#[from] svc_kit::replies::StoreError),
     /// Already in bus form (e.g. a missing actor).
     #[error(transparent)]
     Rpc(#[from] RpcError),
@@ -54,7 +71,16 @@ impl From<Error> for RpcError {
             e @ Error::OrderNotFound(_) => RpcError::not_found(e.to_string()),
             Error::PermissionDenied(m) => RpcError::permission_denied(m),
             e @ Error::IllegalTransition { .. } => RpcError::failed_precondition(e.to_string()),
-            e @ Error::IdempotencyKeyReused(_) => RpcError::failed_precondition(e.to_string()),
+            e @ Error::ProductNotFound(_) => RpcError::not_found(e.to_string()),
+            e @ Error::SkuExists(_) => RpcError::already_exists(e.to_string())
+                .with_details(serde_json::json!({"field": "sku"})),
+            Error::UnknownProduct { field, message } => RpcError::invalid_field(&field, message),
+            Error::Precondition { message, details } => {
+                RpcError::failed_precondition(message).with_details(details)
+            }
+            e @ Error::StockBelowZero { stock, .. } => RpcError::failed_precondition(e.to_string())
+                .with_details(serde_json::json!({"field": "delta", "stock": stock})),
+            Error::Store(e) => e.into(),
             Error::Rpc(e) => e,
             // Down → unavailable, anything else → internal; logged there, details hidden.
             Error::Db(e) => svc_kit::db::rpc_error(e),

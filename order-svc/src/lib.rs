@@ -1,11 +1,14 @@
 //! # order-svc: orders, their status machine and order events, over the bus only
 //!
-//! No HTTP port: requests arrive on `orders.rpc` and are answered on the caller's reply
-//! queue; events go out through a transactional outbox and come in on `orders.events`.
+//! No HTTP port: requests (`orders.*` and `catalog.*`) arrive on `orders.rpc` and are
+//! answered on the caller's reply queue; events go out through a transactional outbox
+//! and come in on `orders.events`.
 //!
 //! - [`config`]: settings from the environment (or `Config::for_tests`).
 //! - [`handlers`]: one file per RPC method (`orders.create`, `.get`, `.list`,
-//!   `.update_status`) and the server that routes to them.
+//!   `.update_status`; the catalog's `catalog.list`, `.get`, `.create`, `.update`,
+//!   `.adjust_stock` under `handlers::catalog`) and the server that routes to them.
+//!   Every mutating method stores its reply with its effect (svc-kit's stored replies).
 //! - [`domain`]: the contract's self-validating request parts (order lines, list
 //!   cursor) as the service uses them.
 //! - [`db`]: the schema (migrations, run at start-up) and the SQL of orders and the
@@ -13,6 +16,7 @@
 //! - [`events`]: `order.created` / `order.updated` for the outbox, and the consumer of
 //!   `user.registered` / `user.updated` into `customers`.
 //! - [`error`]: the one error type and its one mapping to bus error codes.
+//! - [`seed`]: the demo catalog loaded at start-up (`CATALOG_SEED`).
 //!
 //! [`start`] hands svc-kit's skeleton the methods and event handlers; the skeleton does
 //! database + migrations, outbox relay, event consumer, RPC server (with
@@ -24,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod seed;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -44,7 +49,23 @@ pub const IDENTITY: Identity = Identity {
 /// Connects, migrates, starts outbox relay, event consumer and RPC server (svc-kit's
 /// skeleton), and returns once requests are being consumed.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
+    start_seeded(config, Vec::new(), shutdown).await
+}
+
+/// [`start`], loading `seed` into the catalog (missing SKUs only) before requests are
+/// taken.
+pub async fn start_seeded(
+    config: Config,
+    seed: Vec<proto_msgs::catalog::CreateProductRequest>,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
     svc_kit::service::start::<Migrator, _, _>(IDENTITY, config, shutdown, |parts| async move {
+        let added = seed::load(&parts.db, &seed)
+            .await
+            .map_err(|e| StartError::Service(format!("catalog seed: {e}")))?;
+        if !seed.is_empty() {
+            tracing::info!(added, of = seed.len(), "catalog seed loaded");
+        }
         let app = Arc::new(handlers::App {
             db: parts.db.clone(),
             outbox: parts.outbox.clone(),
@@ -52,13 +73,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         Ok(Wiring {
             server: handlers::server(&parts.bus, app),
             consumer: Some(events::consumer(&parts.bus, parts.db)),
+            prune: None,
         })
     })
     .await
 }
 
-/// [`start`], then wait until `shutdown` has stopped everything: what `main` calls.
+/// [`start`] with the demo catalog of `CATALOG_SEED` (a JSON file, when set), then wait
+/// until `shutdown` has stopped everything: what `main` calls.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    start(config, shutdown).await?.stopped().await;
+    let seed = match proc_kit::Vars::from_env().get("CATALOG_SEED") {
+        Some(path) => seed::read(std::path::Path::new(&path)).map_err(StartError::Service)?,
+        None => Vec::new(),
+    };
+    start_seeded(config, seed, shutdown).await?.stopped().await;
     Ok(())
 }

@@ -15,3 +15,23 @@ pub async fn spawn(bus: &TestBus, adjust: impl FnOnce(&mut Config)) -> TestServi
     })
     .await
 }
+
+/// The demo catalog (`deploy/catalog/demo.json`, what `make up` loads).
+pub fn demo_catalog() -> Vec<proto_msgs::catalog::CreateProductRequest> {
+    let text = include_str!("../../deploy/catalog/demo.json");
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("deploy/catalog/demo.json: {e}"))
+}
+
+/// [`spawn`] with the demo catalog loaded (whole-system tests order from it).
+pub async fn spawn_with_demo_catalog(
+    bus: &TestBus,
+    adjust: impl FnOnce(&mut Config),
+) -> TestService<Config> {
+    let db = TestDb::new().await;
+    let mut config = Config::for_tests(bus.config(), &db.url);
+    adjust(&mut config);
+    TestService::start(config, db, |config, stop| {
+        Box::pin(crate::start_seeded(config, demo_catalog(), stop))
+    })
+    .await
+}

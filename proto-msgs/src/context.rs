@@ -22,6 +22,9 @@ pub mod headers {
     /// Absolute deadline, epoch milliseconds. `expiration` only drops messages at the
     /// head of a queue, so servers also check this before doing any work.
     pub const DEADLINE: &str = "x-deadline";
+    /// On a reply: `true` when it is the stored reply of an earlier delivery of the same
+    /// request (same idempotency key), not the result of running the method again.
+    pub const REPLAYED: &str = "x-idempotent-replayed";
 }
 
 /// A user's role. Only user-svc decides it; the gateway copies it from a verified token.
@@ -90,6 +93,24 @@ pub struct RequestContext {
     /// The broker account that published the request (its AMQP `user_id`, which the
     /// broker refuses unless it is the publisher's own), filled in by the server.
     pub origin: Option<String>,
+    /// Set by a handler that answers with a stored reply (see [`ReplayMark`]).
+    pub replayed: ReplayMark,
+}
+
+/// Lets a handler tell the server that its answer is a stored reply, so the reply
+/// carries `x-idempotent-replayed: true` (the gateway turns it into
+/// `Idempotent-Replayed: true`). Clones share the mark.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayMark(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl ReplayMark {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl RequestContext {

@@ -15,7 +15,8 @@
 //! - [`rpc`]: [`RpcClient`] (reply queue, correlation ids, deadlines, fail-fast) and
 //!   [`RpcServer`] (typed handlers, bounded concurrency, error replies, never requeues).
 //! - [`events`]: CloudEvents envelope, confirmed publisher, consumer with retries + DLQ.
-//! - [`users`], [`orders`]: request, reply and event types of each service, made of
+//! - [`users`], [`orders`], [`catalog`] (products, served by order-svc): request, reply
+//!   and event types of each service, made of
 //!   newtypes that check their rules while being read; [`limits`]: the rules shared by
 //!   both (idempotency keys, text), each written once.
 //! - [`config`]: broker settings from the environment; [`trace`]: W3C `traceparent`;
@@ -25,6 +26,7 @@
 //! survive a broker restart without their process restarting.
 
 pub mod amqp;
+pub mod catalog;
 pub mod config;
 pub mod connection;
 pub mod context;
@@ -46,7 +48,7 @@ pub mod testing;
 
 pub use config::BusConfig;
 pub use connection::{Bus, UseBus};
-pub use context::{Actor, RequestContext, Role};
+pub use context::{Actor, ReplayMark, RequestContext, Role};
 pub use envelope::{ErrorCode, Reply, RpcError};
 pub use error::BusError;
 pub use events::{CloudEvent, EventConsumer, EventPublisher, HandlerError};

@@ -242,19 +242,101 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
-/// One line of a new order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct NewItem {
-    pub name: ItemName,
-    pub price: Price,
-    pub quantity: Quantity,
+/// Which catalog product a line buys: by id or by SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProductRef {
+    Id(Uuid),
+    Sku(crate::catalog::Sku),
 }
 
-impl NewItem {
-    /// `price × quantity`; cannot overflow within the bounds (10^8 × 10^4 cents).
-    pub fn subtotal(&self) -> Money {
-        Money::from_minor(self.price.minor().saturating_mul(self.quantity.get()))
+impl ProductRef {
+    /// The request field that names the product (`product_id` or `sku`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ProductRef::Id(_) => "product_id",
+            ProductRef::Sku(_) => "sku",
+        }
+    }
+}
+
+impl fmt::Display for ProductRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProductRef::Id(id) => write!(f, "product {id}"),
+            ProductRef::Sku(sku) => write!(f, "SKU {sku:?}"),
+        }
+    }
+}
+
+/// One line of a new order: a catalog product (`product_id` or `sku`), how many, and
+/// optionally the unit price the client showed its user. Name and price are the
+/// catalog's; a `price` that differs from it is refused (`failed_precondition`), so
+/// nobody is charged what they did not see. A line without a product is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    pub product: ProductRef,
+    pub quantity: Quantity,
+    pub price: Option<Price>,
+}
+
+/// What a line is read from, before the rule between its fields.
+#[derive(Deserialize)]
+struct RawItem {
+    #[serde(default)]
+    product_id: Option<Uuid>,
+    #[serde(default)]
+    sku: Option<crate::catalog::Sku>,
+    /// Only to say why a free-form item is refused.
+    #[serde(default)]
+    name: Option<serde::de::IgnoredAny>,
+    quantity: Quantity,
+    #[serde(default)]
+    price: Option<Price>,
+}
+
+impl<'de> Deserialize<'de> for NewItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawItem::deserialize(deserializer)?;
+        let product = match (raw.product_id, raw.sku) {
+            (Some(id), None) => ProductRef::Id(id),
+            (None, Some(sku)) => ProductRef::Sku(sku),
+            (Some(_), Some(_)) => {
+                return Err(de::Error::custom(
+                    "name the product by product_id or by sku, not both",
+                ));
+            }
+            (None, None) if raw.name.is_some() => {
+                return Err(de::Error::custom(
+                    "free-form items are not sold: name a catalog product with product_id or sku (its name and price come from the catalog)",
+                ));
+            }
+            (None, None) => {
+                return Err(de::Error::custom(
+                    "an item names a catalog product with product_id or sku",
+                ));
+            }
+        };
+        Ok(NewItem {
+            product,
+            quantity: raw.quantity,
+            price: raw.price,
+        })
+    }
+}
+
+impl Serialize for NewItem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        match &self.product {
+            ProductRef::Id(id) => map.serialize_entry("product_id", id)?,
+            ProductRef::Sku(sku) => map.serialize_entry("sku", sku)?,
+        }
+        map.serialize_entry("quantity", &self.quantity)?;
+        if let Some(price) = &self.price {
+            map.serialize_entry("price", price)?;
+        }
+        map.end()
     }
 }
 
@@ -276,11 +358,6 @@ impl OrderLines {
     pub fn items(&self) -> &[NewItem] {
         &self.0
     }
-
-    /// The sum of the subtotals; cannot overflow within the bounds (100 × 10^12 cents).
-    pub fn total(&self) -> Money {
-        Money::from_minor(self.0.iter().map(|i| i.subtotal().minor()).sum())
-    }
 }
 
 impl Serialize for OrderLines {
@@ -295,9 +372,11 @@ impl<'de> Deserialize<'de> for OrderLines {
     }
 }
 
-/// `orders.create`. The owner is the actor; a `user_id` in the body is ignored.
-/// Header `x-idempotency-key` makes a retried create return the first order; the same
-/// key with different items is refused with `failed_precondition`.
+/// `orders.create`. The owner is the actor; a `user_id` in the body is ignored. Stock is
+/// reserved with the order (`failed_precondition` with the available quantity when
+/// there is too little). Header `x-idempotency-key` makes a retried create return the
+/// first order; the same key with different items is refused with
+/// `failed_precondition`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateOrderRequest {
@@ -308,24 +387,17 @@ pub struct CreateOrderRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderItem {
+    /// The catalog product (absent on lines of orders placed before the catalog).
+    #[serde(default)]
+    pub product_id: Option<Uuid>,
+    /// The product's name when the order was placed.
     #[cfg_attr(feature = "openapi", schema(example = "Product"))]
     pub name: String,
+    /// The catalog's unit price when the order was placed.
     pub price: Money,
     #[cfg_attr(feature = "openapi", schema(example = 2))]
     pub quantity: i64,
     pub subtotal: Money,
-}
-
-impl NewItem {
-    /// The line as an order shows it.
-    pub fn to_order_item(&self) -> OrderItem {
-        OrderItem {
-            name: self.name.as_str().to_owned(),
-            price: self.price.get(),
-            quantity: self.quantity.get(),
-            subtotal: self.subtotal(),
-        }
-    }
 }
 
 /// An order as returned by every method.
@@ -638,6 +710,34 @@ mod openapi {
     }
     impl ToSchema for Quantity {}
 
+    impl PartialSchema for NewItem {
+        /// The properties; "exactly one of `product_id` and `sku`" is a `oneOf` of
+        /// `required` lists, which the gateway adds to the document (utoipa's object
+        /// builder has no `oneOf`).
+        fn schema() -> RefOr<Schema> {
+            let sku = string("The product's SKU.")
+                .pattern(Some(crate::catalog::Sku::pattern()))
+                .examples(["LAMP-01"]);
+            let id = ObjectBuilder::new().schema_type(Type::String).format(Some(
+                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
+            ));
+            ObjectBuilder::new()
+                .description(Some(
+                    "A catalog product, by `product_id` or by `sku` (exactly one), and how \
+                     many. `price`, if sent, is the unit price the client showed: it must \
+                     equal the catalog's. Name and price come from the catalog; free-form \
+                     items are refused.",
+                ))
+                .property("product_id", id)
+                .property("sku", sku)
+                .property("quantity", Quantity::schema())
+                .required("quantity")
+                .property("price", Price::schema())
+                .into()
+        }
+    }
+    impl ToSchema for NewItem {}
+
     impl PartialSchema for OrderLines {
         fn schema() -> RefOr<Schema> {
             ArrayBuilder::new()
@@ -717,10 +817,10 @@ mod tests {
     fn create_ignores_user_id() {
         let req: CreateOrderRequest = serde_json::from_value(json!({
             "user_id": "someone-else",
-            "items": [{"name": "Product", "price": 100, "quantity": 2}]
+            "items": [{"sku": "P-1", "price": 100, "quantity": 2}]
         }))
         .unwrap();
-        assert_eq!(req.items.items()[0].price.minor(), 10000);
+        assert_eq!(req.items.items()[0].price.map(Price::minor), Some(10000));
     }
 
     fn path_of(body: serde_json::Value) -> String {
@@ -728,36 +828,39 @@ mod tests {
         err.path().to_string()
     }
 
-    fn item(
-        name: serde_json::Value,
-        price: serde_json::Value,
-        qty: serde_json::Value,
-    ) -> serde_json::Value {
-        json!({"name": name, "price": price, "quantity": qty})
+    fn message_of(body: serde_json::Value) -> String {
+        serde_json::from_value::<CreateOrderRequest>(body)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
-    fn totals_are_exact_and_bounds_inclusive() {
+    fn lines_name_a_product_by_id_or_sku() {
+        let id = Uuid::new_v4();
         let req: CreateOrderRequest = serde_json::from_value(json!({"items": [
-            {"name": "  Pen ", "price": 0.1, "quantity": 3},
-            {"name": "Book", "price": "100", "quantity": 2.0},
+            {"product_id": id, "quantity": 3},
+            {"sku": "BOOK-1", "quantity": 2.0, "price": "100"},
         ]}))
         .unwrap();
-        assert_eq!(req.items.total().to_string(), "200.30");
-        assert_eq!(req.items.items()[0].name.as_str(), "Pen");
-        let max = item(
-            json!("é".repeat(ITEM_NAME_MAX_CHARS)),
-            json!(1000000),
-            json!(10000),
+        assert_eq!(req.items.items()[0].product, ProductRef::Id(id));
+        assert_eq!(req.items.items()[1].product.field(), "sku");
+        // Written back the same way.
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"items": [
+                {"product_id": id, "quantity": 3},
+                {"sku": "BOOK-1", "quantity": 2, "price": "100.00"},
+            ]})
         );
-        let req: CreateOrderRequest =
-            serde_json::from_value(json!({"items": vec![max; ITEMS_MAX]})).unwrap();
-        assert_eq!(req.items.total().minor(), 100 * 100_000_000 * 10_000);
+        let free = message_of(json!({"items": [{"name": "TV", "price": "0.01", "quantity": 1}]}));
+        assert!(free.contains("free-form items are not sold"), "{free}");
+        let both = message_of(json!({"items": [{"sku": "A", "product_id": id, "quantity": 1}]}));
+        assert!(both.contains("not both"), "{both}");
     }
 
     #[test]
     fn every_problem_names_its_path() {
-        let ok = || item(json!("x"), json!("1.00"), json!(1));
+        let ok = || json!({"sku": "A-1", "quantity": 1});
         assert_eq!(path_of(json!({"items": []})), "items");
         assert_eq!(path_of(json!({"items": "lots"})), "items");
         assert_eq!(
@@ -766,26 +869,21 @@ mod tests {
         );
         assert_eq!(path_of(json!({"items": [ok(), 5]})), "items[1]");
         assert_eq!(
-            path_of(json!({"items": [ok(), {"price": 1, "quantity": 1}]})),
+            path_of(json!({"items": [ok(), {"name": "x", "quantity": 1}]})),
             "items[1]"
         );
+        let item = |price: serde_json::Value, qty: serde_json::Value| json!({"sku": "A-1", "price": price, "quantity": qty});
         for (bad, field) in [
-            (item(json!("   "), json!(1), json!(1)), "name"),
-            (item(json!("x".repeat(201)), json!(1), json!(1)), "name"),
-            (item(json!("a\u{7}b"), json!(1), json!(1)), "name"),
-            (item(json!(7), json!(1), json!(1)), "name"),
-            (item(json!("x"), json!(0), json!(1)), "price"),
-            (item(json!("x"), json!("-1"), json!(1)), "price"),
-            (item(json!("x"), json!("0.105"), json!(1)), "price"),
-            (item(json!("x"), json!(0.105), json!(1)), "price"),
-            (item(json!("x"), json!("1000000.01"), json!(1)), "price"),
-            (item(json!("x"), json!("abc"), json!(1)), "price"),
-            (item(json!("x"), json!(null), json!(1)), "price"),
-            (item(json!("x"), json!(1), json!(0)), "quantity"),
-            (item(json!("x"), json!(1), json!(10001)), "quantity"),
-            (item(json!("x"), json!(1), json!(1.5)), "quantity"),
-            (item(json!("x"), json!(1), json!(-2)), "quantity"),
-            (item(json!("x"), json!(1), json!("2")), "quantity"),
+            (json!({"sku": "a b", "quantity": 1}), "sku"),
+            (json!({"product_id": "x", "quantity": 1}), "product_id"),
+            (item(json!(0), json!(1)), "price"),
+            (item(json!("-1"), json!(1)), "price"),
+            (item(json!("0.105"), json!(1)), "price"),
+            (item(json!("1000000.01"), json!(1)), "price"),
+            (item(json!(1), json!(0)), "quantity"),
+            (item(json!(1), json!(10001)), "quantity"),
+            (item(json!(1), json!(1.5)), "quantity"),
+            (item(json!(1), json!("2")), "quantity"),
         ] {
             assert_eq!(
                 path_of(json!({"items": [ok(), ok(), bad.clone()]})),

@@ -468,6 +468,8 @@ pub struct RawReply {
     pub correlation_id: Option<String>,
     /// The `x-request-id` header of the reply, if any.
     pub request_id: Option<String>,
+    /// The `x-idempotent-replayed` header of the reply, if any.
+    pub replayed: Option<String>,
     pub body: serde_json::Value,
 }
 
@@ -561,6 +563,10 @@ impl RawRpc {
                 .headers()
                 .as_ref()
                 .and_then(|h| lapin_header_str(h, crate::context::headers::REQUEST_ID)),
+            replayed: props
+                .headers()
+                .as_ref()
+                .and_then(|h| lapin_header_str(h, crate::context::headers::REPLAYED)),
             body: serde_json::from_slice(&delivery.data).expect("a JSON reply"),
         }
     }

@@ -18,6 +18,26 @@ pub const RPC_EXCHANGE: &str = "rpc";
 /// The domain-events exchange (topic): routing key = event type.
 pub const EVENTS_EXCHANGE: &str = "events";
 
+/// Method namespaces answered by a service other than the one they are named after:
+/// `catalog.*` goes to order-svc's queue (`orders.rpc`) and is answered by its account.
+pub const NAMESPACES: &[(&str, &str)] = &[(crate::catalog::NAMESPACE, crate::orders::SERVICE)];
+
+/// The service that answers the methods `<namespace>.*`.
+pub fn service_of(namespace: &str) -> &str {
+    NAMESPACES
+        .iter()
+        .find(|(ns, _)| *ns == namespace)
+        .map_or(namespace, |(_, service)| service)
+}
+
+/// The extra namespaces `service` answers (see [`NAMESPACES`]).
+pub fn namespaces_of(service: &str) -> impl Iterator<Item = &'static str> + '_ {
+    NAMESPACES
+        .iter()
+        .filter(move |(_, s)| *s == service)
+        .map(|(ns, _)| *ns)
+}
+
 /// Which kind of queue to declare for event queues. RPC queues stay classic: publisher
 /// confirms on quorum queues cost milliseconds, which the synchronous path can't afford.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,8 +191,9 @@ impl Topology {
     }
 
     /// Checks the exchanges, declares `<service>.rpc` and binds it to `rpc` with
-    /// `<service>.*` (and `<service>.sys.*` for the built-in system methods): the queue
-    /// and bindings the service owns, healed on every (re)connect.
+    /// `<service>.*` (and `<service>.sys.*` for the built-in system methods, and
+    /// `<namespace>.*` for each of its [`NAMESPACES`]): the queue and bindings the
+    /// service owns, healed on every (re)connect.
     pub async fn declare_rpc(
         &self,
         bus: &Bus,
@@ -182,7 +203,11 @@ impl Topology {
         self.ensure_exchanges(bus).await?;
         let queue = self.rpc_queue(service);
         declare_queue(channel, &queue, FieldTable::default()).await?;
-        for key in [format!("{service}.*"), format!("{service}.sys.*")] {
+        let extra = namespaces_of(service).map(|ns| format!("{ns}.*"));
+        for key in [format!("{service}.*"), format!("{service}.sys.*")]
+            .into_iter()
+            .chain(extra)
+        {
             bind(channel, &queue, &self.rpc_exchange(), &key).await?;
         }
         Ok(queue)
@@ -322,5 +347,8 @@ mod tests {
         let p = Topology::new("t42");
         assert_eq!(p.rpc_queue("users"), "t42.users.rpc");
         assert_eq!(p.events_exchange(), "t42.events");
+        assert_eq!(service_of("catalog"), "orders");
+        assert_eq!(service_of("users"), "users");
+        assert_eq!(namespaces_of("orders").collect::<Vec<_>>(), ["catalog"]);
     }
 }

@@ -3,6 +3,7 @@
 //! fields our types put on the wire.
 
 use chrono::Utc;
+use proto_msgs::catalog::{self, Product, ProductPage};
 use proto_msgs::money::Money;
 use proto_msgs::orders::{
     self, Order, OrderCreated, OrderItem, OrderPage, OrderStatus, OrderUpdated,
@@ -44,6 +45,11 @@ const METHODS: &[&str] = &[
     orders::methods::UPDATE_STATUS,
     orders::methods::HEALTH,
     orders::methods::METRICS,
+    catalog::methods::LIST,
+    catalog::methods::GET,
+    catalog::methods::CREATE,
+    catalog::methods::UPDATE,
+    catalog::methods::ADJUST_STOCK,
 ];
 
 const EVENTS: &[&str] = &[
@@ -178,6 +184,7 @@ fn schemas_have_the_fields_the_code_sends() {
         updated_at: now,
     };
     let item = OrderItem {
+        product_id: Some(Uuid::new_v4()),
         name: "P".into(),
         price: Money::from_minor(100),
         quantity: 2,
@@ -274,6 +281,29 @@ fn schemas_have_the_fields_the_code_sends() {
             .collect()
     );
     check(&doc, "OrderItem", to(&item));
+    let product = Product {
+        id: Uuid::new_v4(),
+        sku: "P-1".into(),
+        name: "P".into(),
+        description: String::new(),
+        category: "c".into(),
+        price: Money::from_minor(100),
+        stock: 3,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    check(&doc, "Product", to(&product));
+    check(
+        &doc,
+        "ProductPage",
+        to(&ProductPage {
+            products: vec![product.clone()],
+            total: 1,
+            limit: 20,
+            offset: 0,
+        }),
+    );
     check(&doc, "Order", to(&order));
     check(
         &doc,
@@ -406,8 +436,18 @@ fn schema_rules_are_the_code_s() {
         json!(limits::trimmed_text_pattern(users::NAME_MAX_CHARS))
     );
     assert_eq!(
-        prop("NewItem", "name")["pattern"],
-        json!(limits::trimmed_text_pattern(orders::ITEM_NAME_MAX_CHARS))
+        schemas["Sku"]["pattern"],
+        json!(proto_msgs::catalog::Sku::pattern())
+    );
+    assert_eq!(
+        prop("CreateProductRequest", "name")["pattern"],
+        json!(limits::trimmed_text_pattern(
+            proto_msgs::catalog::PRODUCT_NAME_MAX_CHARS
+        ))
+    );
+    assert_eq!(
+        prop("AdjustStockRequest", "delta")["maximum"],
+        json!(proto_msgs::catalog::STOCK_MAX)
     );
     assert_eq!(
         prop("NewItem", "quantity")["maximum"],

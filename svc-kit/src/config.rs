@@ -29,6 +29,15 @@ pub struct ServiceConfig {
     /// comma-separated: the gateway's). Unset: anyone's (one shared account), which
     /// production refuses.
     pub trusted_callers: Trust,
+    /// How long stored replies (and handled-event records, and a service's own
+    /// bookkeeping of finished things) are kept: a retry or redelivery later than this
+    /// runs again (`IDEMPOTENCY_WINDOW_S`, 60..=2592000, default 86400).
+    pub idempotency_window: Duration,
+    /// How often rows older than the window are deleted (a tenth of it, 1 s to 1 h).
+    pub prune_interval: Duration,
+    /// Replies the RPC server loses on purpose (tests of exactly-once effects).
+    #[cfg(feature = "testing")]
+    pub reply_faults: Vec<proto_msgs::rpc::ReplyFault>,
 }
 
 impl ServiceConfig {
@@ -59,6 +68,7 @@ impl ServiceConfig {
             1..=600_000,
             db.acquire_timeout.as_millis() as u64,
         )?;
+        let idempotency_window = vars.secs("IDEMPOTENCY_WINDOW_S", 60..=2_592_000, 86_400)?;
         Ok(ServiceConfig {
             app_env,
             bus,
@@ -67,6 +77,11 @@ impl ServiceConfig {
             outbox_poll: vars.millis("OUTBOX_POLL_MS", 10..=600_000, 1000)?,
             db,
             trusted_callers: Trust::from_list(&vars.text("TRUSTED_CALLERS", "")),
+            idempotency_window,
+            prune_interval: (idempotency_window / 10)
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+            #[cfg(feature = "testing")]
+            reply_faults: Vec::new(),
         })
     }
 
@@ -82,6 +97,10 @@ impl ServiceConfig {
             outbox_poll: Duration::from_millis(100),
             db,
             trusted_callers: Trust::Anyone,
+            idempotency_window: Duration::from_secs(86_400),
+            prune_interval: Duration::from_millis(200),
+            #[cfg(feature = "testing")]
+            reply_faults: Vec::new(),
         }
     }
 }
@@ -100,6 +119,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("db_max_connections", &self.db.max_connections)
             .field("db_acquire_timeout", &self.db.acquire_timeout)
             .field("trusted_callers", &self.trusted_callers)
+            .field("idempotency_window", &self.idempotency_window)
             .finish()
     }
 }
@@ -124,6 +144,8 @@ mod tests {
         assert_eq!(c.rpc_prefetch, 32);
         assert_eq!(c.outbox_poll, Duration::from_secs(1));
         assert!(c.events_bus.is_none());
+        assert_eq!(c.idempotency_window, Duration::from_secs(86_400));
+        assert_eq!(c.prune_interval, Duration::from_secs(3600));
     }
 
     #[test]
@@ -147,6 +169,8 @@ mod tests {
             ("DB_ACQUIRE_TIMEOUT_MS", "0"),
             ("RPC_PREFETCH", "0"),
             ("OUTBOX_POLL_MS", "5"),
+            ("IDEMPOTENCY_WINDOW_S", "59"),
+            ("IDEMPOTENCY_WINDOW_S", "2592001"),
             ("APP_ENV", "prod"),
         ] {
             let err = read(&[(name, bad)]).unwrap_err().to_string();

@@ -10,6 +10,9 @@
 //!   [`outbox::OutboxRelay`] publishes pending rows with publisher confirms.
 //! - [`inbox`]: record handled event ids in the consumer's transaction, so a
 //!   redelivered event has no second effect.
+//! - [`replies`]: store each mutating call's reply with its effect, keyed by the
+//!   idempotency key, so a redelivered or retried request is answered, not run again;
+//!   [`prune`](replies::prune) bounds it and the inbox.
 //! - [`migration`]: the tables behind outbox and inbox, for each service's migrator;
 //!   [`entities`]: one sea-orm entity for each of them.
 //! - [`metrics`]: Prometheus metrics fed by the bus observers, served over the bus.
@@ -22,6 +25,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod migration;
 pub mod outbox;
+pub mod replies;
 pub mod service;
 
 #[cfg(feature = "testing")]

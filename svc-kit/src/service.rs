@@ -9,6 +9,7 @@
 use crate::config::ServiceConfig;
 use crate::metrics::ServiceMetrics;
 use crate::outbox::{OutboxRelay, OutboxSignal};
+use chrono::{DateTime, Utc};
 use proto_msgs::events::RunningConsumer;
 use proto_msgs::rpc::RunningServer;
 use proto_msgs::{Bus, BusError, CancellationToken, EventConsumer, RpcError, RpcServer};
@@ -55,7 +56,20 @@ pub struct Wiring {
     pub server: RpcServer,
     /// The events it consumes, if any.
     pub consumer: Option<EventConsumer>,
+    /// Deletes the service's own bookkeeping older than the idempotency window, next to
+    /// the stored replies and handled events the skeleton prunes.
+    pub prune: Option<Pruner>,
 }
+
+/// A service's pruning step: deletes its rows older than the cutoff, returns how many.
+pub type Pruner = Arc<
+    dyn Fn(
+            DatabaseConnection,
+            DateTime<Utc>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<u64, DbErr>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// The service's name on the bus (`users`, `orders`) and for logs and metrics.
 pub struct Identity {
@@ -109,6 +123,7 @@ struct Started {
     bus: Option<Bus>,
     relay_bus: Option<Bus>,
     relay: Option<(JoinHandle<()>, CancellationToken)>,
+    pruner: Option<(JoinHandle<()>, CancellationToken)>,
     consumer: Option<RunningConsumer>,
     /// Stops the consumer (and the server) if a later step fails.
     stop: CancellationToken,
@@ -167,6 +182,15 @@ impl Started {
             metrics: metrics.clone(),
         };
         let wiring = wire(parts).await?;
+        let prune_stop = CancellationToken::new();
+        let pruner = tokio::spawn(prune_loop(
+            db.clone(),
+            config.idempotency_window,
+            config.prune_interval,
+            wiring.prune,
+            prune_stop.clone(),
+        ));
+        self.pruner = Some((pruner, prune_stop));
         if let Some(consumer) = wiring.consumer {
             self.consumer = Some(
                 consumer
@@ -178,8 +202,13 @@ impl Started {
         let ping = db.clone();
         let render = metrics.clone();
         let process = identity.process;
-        let server = wiring
-            .server
+        #[allow(unused_mut)]
+        let mut server = wiring.server;
+        #[cfg(feature = "testing")]
+        for fault in &config.reply_faults {
+            server = server.fault(fault.clone());
+        }
+        let server = server
             .prefetch(config.rpc_prefetch)
             .trust(config.trusted_callers.clone())
             .observer(metrics)
@@ -202,6 +231,7 @@ impl Started {
             server,
             consumer: self.consumer.take(),
             relay: self.relay.take(),
+            pruner: self.pruner.take(),
             bus: self.bus.take(),
             relay_bus: self.relay_bus.take(),
             db: self.db.take().unwrap_or(db),
@@ -215,6 +245,7 @@ impl Started {
         if let Some(consumer) = self.consumer.take() {
             consumer.stopped().await;
         }
+        stop_relay(self.pruner.take()).await;
         stop_relay(self.relay.take()).await;
         close_bus(self.relay_bus.take()).await;
         close_bus(self.bus.take()).await;
@@ -224,6 +255,40 @@ impl Started {
     }
 }
 
+/// Every `interval`, deletes what is older than `window`: stored replies, handled
+/// events, and the service's own rows (`extra`). A failure is logged and retried at the
+/// next tick (a database that is down now is no reason to stop).
+async fn prune_loop(
+    db: DatabaseConnection,
+    window: std::time::Duration,
+    interval: std::time::Duration,
+    extra: Option<Pruner>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let Ok(window) = chrono::Duration::from_std(window) else {
+            return;
+        };
+        let before = Utc::now() - window;
+        let mut pruned = crate::replies::prune(&db, before).await;
+        if let (Ok(n), Some(extra)) = (&pruned, &extra) {
+            pruned = extra(db.clone(), before).await.map(|m| n + m);
+        }
+        match pruned {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned rows older than the idempotency window"),
+            Err(err) => tracing::warn!(error = %err, "pruning failed; retried at the next tick"),
+        }
+    }
+}
+
+/// Stops a background task (relay, pruner) and waits for it.
 async fn stop_relay(relay: Option<(JoinHandle<()>, CancellationToken)>) {
     if let Some((join, stop)) = relay {
         stop.cancel();
@@ -242,6 +307,7 @@ pub struct Running {
     server: RunningServer,
     consumer: Option<RunningConsumer>,
     relay: Option<(JoinHandle<()>, CancellationToken)>,
+    pruner: Option<(JoinHandle<()>, CancellationToken)>,
     bus: Option<Bus>,
     relay_bus: Option<Bus>,
     db: DatabaseConnection,
@@ -262,6 +328,7 @@ impl Running {
         if let Some(consumer) = self.consumer.take() {
             consumer.stopped().await;
         }
+        stop_relay(self.pruner.take()).await;
         stop_relay(self.relay.take()).await;
         close_bus(self.relay_bus.take()).await;
         close_bus(self.bus.take()).await;

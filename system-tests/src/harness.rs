@@ -468,6 +468,9 @@ impl Stack {
             None => self.orders_db.url.clone(),
         };
         let mut env = self.common_env(&url);
+        // The demo catalog `make up` loads: the scenarios order from it.
+        let seed = workspace_dir().join("deploy/catalog/demo.json");
+        env.push(("CATALOG_SEED".to_owned(), seed.display().to_string()));
         env.extend(self.opts.orders_env.iter().cloned());
         env
     }
@@ -690,8 +693,8 @@ pub fn deadline_ctx(timeout: Duration) -> RequestContext {
 
 /// The order body every fault test sends: total 3.30.
 pub fn order_items() -> Value {
-    json!({"items": [{"name": "Widget", "price": "1.50", "quantity": 2},
-                     {"name": "Nut", "price": "0.10", "quantity": 3}]})
+    json!({"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 2},
+                     {"sku": "NUT", "price": "0.10", "quantity": 3}]})
 }
 
 /// `orders.create` straight over the bus, as `actor`, with an idempotency key.

@@ -58,8 +58,15 @@ impl Session {
     }
 }
 
+/// One unit of the demo catalog's `WIDGET`: every order of the contended-stock
+/// scenario locks the same product row.
+pub fn hot_order_body() -> Value {
+    json!({"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 1}]})
+}
+
+/// Two products of the demo catalog (`deploy/catalog/demo.json`).
 pub fn order_body() -> Value {
-    json!({"items": [{"name": "Product", "price": 100, "quantity": 2}, {"name": "Thing", "price": "0.10", "quantity": 3}]})
+    json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}, {"sku": "NUT", "price": "0.10", "quantity": 3}]})
 }
 
 /// Logs in and returns the access token.
@@ -109,7 +116,7 @@ pub async fn main_flow(
     let resp = http
         .post(format!("{base}/orders"))
         .bearer_auth(&session.token)
-        .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
+        .json(&json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}]}))
         .send()
         .await?;
     if resp.status().as_u16() != 201 {

@@ -44,7 +44,7 @@ impl System {
             users(c);
         })
         .await;
-        let orders = order_svc::testing::spawn(&bus, |_| {}).await;
+        let orders = order_svc::testing::spawn_with_demo_catalog(&bus, |_| {}).await;
         let mut config = Config::for_tests(bus.config());
         tweak(&mut config);
         let gw = Gw::start(config).await;
@@ -102,7 +102,7 @@ impl System {
             self.gw
                 .post("/orders")
                 .bearer_auth(token)
-                .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
+                .json(&json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}]}))
                 .send()
                 .await
                 .unwrap(),
@@ -128,7 +128,7 @@ async fn the_seed_checklist_through_the_gateway() {
     let res = gw
         .post("/orders")
         .bearer_auth(&token)
-        .json(&json!({"items": [{"name": "Product", "price": 100, "quantity": 2}]}))
+        .json(&json!({"items": [{"sku": "BOOK-RUST", "price": 100, "quantity": 2}]}))
         .send()
         .await
         .unwrap();
@@ -231,7 +231,7 @@ async fn every_route_succeeds_against_the_real_services() {
         gw.post("/orders")
             .bearer_auth(&token)
             .header("Idempotency-Key", "grace-order-1")
-            .json(&json!({"items": [{"name": "Book", "price": "12.50", "quantity": 3}]}))
+            .json(&json!({"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 25}]}))
             .send()
     };
     let (status, first) = json_of(create().await.unwrap()).await;
@@ -332,7 +332,7 @@ async fn errors_from_the_real_services() {
     let (status, body) = json_of(
         gw.post("/orders")
             .bearer_auth(&alice_token)
-            .json(&json!({"items": [{"name": "P", "price": "1.005", "quantity": 1}]}))
+            .json(&json!({"items": [{"sku": "WIDGET", "price": "1.005", "quantity": 1}]}))
             .send()
             .await
             .unwrap(),

@@ -63,7 +63,7 @@ async fn one_trace_id_from_http_through_rpc_to_the_event_consumer() {
 
     let bus = TestBus::new();
     let users = user_svc::testing::spawn(&bus, |_| {}).await;
-    let orders = order_svc::testing::spawn(&bus, |_| {}).await;
+    let orders = order_svc::testing::spawn_with_demo_catalog(&bus, |_| {}).await;
     let gw = Gw::start(gateway::Config::for_tests(bus.config())).await;
     let base = gw.base.clone();
     let http = gw.http.clone();
@@ -93,7 +93,7 @@ async fn one_trace_id_from_http_through_rpc_to_the_event_consumer() {
         .post(format!("{base}/orders"))
         .bearer_auth(&token)
         .header("traceparent", &traceparent)
-        .json(&json!({"items": [{"name": "Traced", "price": "1.00", "quantity": 1}]}))
+        .json(&json!({"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 1}]}))
         .send()
         .await
         .unwrap();

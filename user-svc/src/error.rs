@@ -27,6 +27,9 @@ pub enum Error {
     Hash(#[from] HashError),
     #[error("token: {0}")]
     Token(#[from] TokenError),
+    /// The stored-replies table (a reused idempotency key, the database).
+    #[error(transparent)]
+    Store(#[from] svc_kit::replies::StoreError),
 }
 
 impl From<Error> for RpcError {
@@ -43,6 +46,7 @@ impl From<Error> for RpcError {
                 "the request's deadline passed while it waited for a password check; \
                  nothing was done",
             ),
+            Error::Store(e) => e.into(),
             Error::Hash(e) => {
                 tracing::error!(error = %e, "password hashing failed");
                 RpcError::internal("the service failed to process the request")

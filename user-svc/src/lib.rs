@@ -118,6 +118,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             Ok(Wiring {
                 server: handlers::rpc_server(&parts.bus, &state),
                 consumer: Some(events::order_stats::consumer(&parts.bus, parts.db)),
+                prune: Some(Arc::new(|db, before| {
+                    Box::pin(
+                        async move { events::order_stats::prune_known_orders(&db, before).await },
+                    )
+                })),
             })
         },
     )

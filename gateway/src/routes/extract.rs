@@ -134,8 +134,8 @@ mod tests {
 
     #[test]
     fn a_bad_field_is_named() {
-        let body = br#"{"items": [{"name": "x", "price": 1, "quantity": 1},
-                                   {"name": "y", "price": "0.105", "quantity": 1}]}"#;
+        let body = br#"{"items": [{"sku": "X", "price": 1, "quantity": 1},
+                                   {"sku": "Y", "price": "0.105", "quantity": 1}]}"#;
         let err = json_body::<CreateOrderRequest>(body).unwrap_err();
         assert_eq!(err.details, Some(json!({"field": "items[1].price"})));
         assert_eq!(

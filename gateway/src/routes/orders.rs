@@ -3,21 +3,18 @@
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::openapi::{BodyErrors, ErrorDoc, ServiceErrors, TokenErrors};
-use crate::routes::Bus;
 use crate::routes::extract::{Json, Query};
+use crate::routes::{Bus, IdempotencyKeyHeader};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
-use proto_msgs::limits::{IDEMPOTENCY_KEY_MAX_LEN, check_idempotency_key, idempotency_key_pattern};
+use actix_web::{HttpResponse, web};
 use proto_msgs::orders::{
     CreateOrderRequest, GetOrderRequest, ListOrdersRequest, NewStatus, Order, OrderPage,
     UpdateStatusRequest, methods,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa::openapi::Required;
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use uuid::Uuid;
 
 /// The query of `GET /orders/user/{user_id}`: that of `GET /orders` without `user_id`
@@ -34,55 +31,15 @@ impl IntoParams for PageParams {
     }
 }
 
-/// The `Idempotency-Key` header parameter, described with the contract's rule.
-pub struct IdempotencyKeyHeader;
-
-impl IntoParams for IdempotencyKeyHeader {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let schema = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(idempotency_key_pattern()));
-        vec![
-            ParameterBuilder::new()
-                .name("Idempotency-Key")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(format!(
-                    "1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters: a retried create \
-                     with the same key returns the first order (also `X-Idempotency-Key`)"
-                )))
-                .schema(Some(schema))
-                .build(),
-        ]
-    }
-}
-
-/// `Idempotency-Key` (or `X-Idempotency-Key`), checked with the contract's rule.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req
-        .headers()
-        .get("idempotency-key")
-        .or_else(|| req.headers().get("x-idempotency-key"))
-    else {
-        return Ok(None);
-    };
-    let bad = |message: String| ApiError::invalid_field("Idempotency-Key", message);
-    let key = value
-        .to_str()
-        .map_err(|_| bad("the idempotency key must be visible ASCII".to_owned()))?
-        .trim();
-    check_idempotency_key(key).map_err(bad)?;
-    Ok(Some(key.to_owned()))
-}
-
 #[derive(Deserialize)]
 struct IdOnly {
     id: Uuid,
 }
 
 /// Places an order for the caller (status `PENDING`); a `user_id` in the body is
-/// ignored. With an `Idempotency-Key`, a retry returns the order the first request
-/// created.
+/// ignored. Each item names a catalog product (`product_id` or `sku`); name and unit
+/// price come from the catalog, and the stock is reserved with the order. With an
+/// `Idempotency-Key`, a retry returns the order the first request created.
 #[utoipa::path(
     post, path = "/orders", tag = "orders",
     security(("bearer" = [])),
@@ -91,20 +48,18 @@ struct IdOnly {
     responses(
         (status = 201, description = "Created", body = Order,
          headers(("Location" = String, description = "`/orders/{id}` of the new order"))),
-        (status = 400, description = "Bad JSON, a bad item (`details.field`, e.g. `items[2].price`) or a bad `Idempotency-Key`", body = ErrorDoc),
-        (status = 409, description = "Idempotency key used before with different items (`failed_precondition`)", body = ErrorDoc),
+        (status = 400, description = "Bad JSON, a bad item (`details.field`, e.g. `items[2].quantity`), an unknown or inactive product (`items[1].sku`), a free-form item, or a bad `Idempotency-Key`", body = ErrorDoc),
+        (status = 409, description = "`failed_precondition`: a `price` that is not the catalog's (`details.price` is the current one), too little stock (`details.available`), or the idempotency key used before with different items", body = ErrorDoc),
         BodyErrors, TokenErrors, ServiceErrors,
     )
 )]
 pub async fn create(
     bus: Bus,
     actor: Authenticated,
-    req: HttpRequest,
     body: Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
-    let mut ctx = bus.context(methods::CREATE, Some(actor.0));
-    ctx.idempotency_key = idempotency_key(&req)?;
+    let ctx = bus.context(methods::CREATE, Some(actor.0));
     let data = bus.call(methods::CREATE, &request, &ctx).await?;
     let id = data.decode::<IdOnly>()?.id;
     let mut res = data.respond(StatusCode::CREATED);
@@ -187,18 +142,19 @@ pub async fn get(
     Ok(bus.call(methods::GET, &req, &ctx).await?.ok())
 }
 
-/// Moves an order: the owner may cancel; an admin may make any legal move.
+/// Moves an order: the owner may cancel; an admin may make any legal move. Cancelling
+/// puts the order's stock back.
 #[utoipa::path(
     patch, path = "/orders/{id}/status", tag = "orders",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Order id")),
+    params(("id" = Uuid, Path, description = "Order id"), IdempotencyKeyHeader),
     request_body = NewStatus,
     responses(
         (status = 200, description = "The order after the change", body = Order),
-        (status = 400, description = "Bad JSON, unknown status or `id` not a UUID", body = ErrorDoc),
+        (status = 400, description = "Bad JSON, unknown status, `id` not a UUID or a bad `Idempotency-Key`", body = ErrorDoc),
         (status = 403, description = "Not allowed to make this move", body = ErrorDoc),
         (status = 404, description = "No such order (or not the caller's)", body = ErrorDoc),
-        (status = 409, description = "Illegal transition (`failed_precondition`)", body = ErrorDoc),
+        (status = 409, description = "Illegal transition, or the idempotency key used before with another body (`failed_precondition`)", body = ErrorDoc),
         BodyErrors, TokenErrors, ServiceErrors,
     )
 )]
@@ -214,30 +170,4 @@ pub async fn update_status(
     };
     let ctx = bus.context(methods::UPDATE_STATUS, Some(actor.0));
     Ok(bus.call(methods::UPDATE_STATUS, &req, &ctx).await?.ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    #[test]
-    fn idempotency_keys_are_checked() {
-        let req = TestRequest::default()
-            .insert_header(("Idempotency-Key", "abc-1"))
-            .to_http_request();
-        assert_eq!(idempotency_key(&req).unwrap().as_deref(), Some("abc-1"));
-        let req = TestRequest::default()
-            .insert_header(("X-Idempotency-Key", "k2"))
-            .to_http_request();
-        assert_eq!(idempotency_key(&req).unwrap().as_deref(), Some("k2"));
-        let req = TestRequest::default()
-            .insert_header(("Idempotency-Key", "a".repeat(201)))
-            .to_http_request();
-        assert!(idempotency_key(&req).is_err());
-        assert_eq!(
-            idempotency_key(&TestRequest::default().to_http_request()).unwrap(),
-            None
-        );
-    }
 }

@@ -4,8 +4,8 @@
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::openapi::{BodyErrors, ErrorDoc, PublicErrors, ServiceErrors, TokenErrors};
-use crate::routes::Bus;
 use crate::routes::extract::Json;
+use crate::routes::{Bus, IdempotencyKeyHeader};
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -27,11 +27,12 @@ struct IdOnly {
 #[utoipa::path(
     post, path = "/users/register", tag = "users",
     request_body = RegisterRequest,
+    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "Registered", body = User,
          headers(("Location" = String, description = "`/users/{id}` of the new user"))),
         (status = 400, description = "Bad JSON or a bad field (`details.field`)", body = ErrorDoc),
-        (status = 409, description = "Email already registered (`already_exists`)", body = ErrorDoc),
+        (status = 409, description = "Email already registered (`already_exists`), or the idempotency key used before with another body (`failed_precondition`)", body = ErrorDoc),
         BodyErrors, PublicErrors, ServiceErrors,
     )
 )]
@@ -55,6 +56,7 @@ pub async fn register(bus: Bus, body: Json<RegisterRequest>) -> Result<HttpRespo
 #[utoipa::path(
     post, path = "/users/login", tag = "users",
     request_body = LoginRequest,
+    params(IdempotencyKeyHeader),
     responses(
         (status = 200, description = "An access token and the session's refresh token", body = TokenResponse),
         (status = 400, description = "Bad JSON, a malformed email, an empty password or one over 72 bytes", body = ErrorDoc),
@@ -104,11 +106,13 @@ pub async fn profile(bus: Bus, actor: Authenticated) -> Result<HttpResponse, Api
     patch, path = "/users/me", tag = "users",
     security(("bearer" = [])),
     request_body = UpdateUserRequest,
+    params(IdempotencyKeyHeader),
     responses(
         (status = 200, description = "The updated profile", body = UserProfile),
         (status = 400, description = "Bad JSON or a bad field (`details.field`; `current_password` missing with `password`)", body = ErrorDoc),
         (status = 403, description = "Wrong `current_password`", body = ErrorDoc),
         (status = 404, description = "The caller's account is gone", body = ErrorDoc),
+        (status = 409, description = "The idempotency key used before with another body (`failed_precondition`)", body = ErrorDoc),
         BodyErrors, TokenErrors, ServiceErrors,
     )
 )]

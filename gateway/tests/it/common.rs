@@ -18,6 +18,9 @@ pub mod fail_ids {
     pub const INTERNAL: &str = "00000000-0000-0000-0000-000000000500";
 }
 
+/// An idempotency key the order stubs answer as a replayed request.
+pub const REPLAYED_KEY: &str = "seen-before";
+
 /// What a stub saw: method, body and context.
 fn echo(method: &str, ctx: &RequestContext, body: &Value) -> Value {
     json!({
@@ -106,9 +109,18 @@ impl Stubs {
             "orders.get",
             "orders.list",
             "orders.update_status",
+            "catalog.list",
+            "catalog.get",
+            "catalog.create",
+            "catalog.update",
+            "catalog.adjust_stock",
         ] {
             orders = orders.method(m, move |ctx: RequestContext, req: Value| async move {
                 scripted_error(&req)?;
+                // As a service answering from its stored replies would.
+                if ctx.idempotency_key.as_deref() == Some(REPLAYED_KEY) {
+                    ctx.replayed.set();
+                }
                 Ok(echo(m, &ctx, &req))
             });
         }

@@ -8,4 +8,5 @@ mod common;
 mod errors;
 mod limits;
 mod ops;
+mod products;
 mod routes;

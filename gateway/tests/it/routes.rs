@@ -86,9 +86,7 @@ async fn every_route_maps_to_its_method() {
         .post("/orders")
         .bearer_auth(&token)
         .header("Idempotency-Key", "retry-me-1")
-        .json(
-            &json!({"items": [{"name": "Product", "price": 100, "quantity": 2}], "user_id": other}),
-        )
+        .json(&json!({"items": [{"sku": "P-1", "price": 100, "quantity": 2}], "user_id": other}))
         .send()
         .await
         .unwrap();
@@ -100,7 +98,7 @@ async fn every_route_maps_to_its_method() {
     // the price as a decimal string); the client's user_id does not.
     assert_eq!(
         body["body"],
-        json!({"items": [{"name": "Product", "price": "100.00", "quantity": 2}]})
+        json!({"items": [{"sku": "P-1", "quantity": 2, "price": "100.00"}]})
     );
     assert_eq!(body["idempotency_key"], "retry-me-1");
     assert_eq!(body["actor"], actor);
@@ -113,7 +111,7 @@ async fn every_route_maps_to_its_method() {
         .post("/orders")
         .bearer_auth(&token)
         .header("X-Idempotency-Key", "retry-me-2")
-        .json(&json!({"items": [{"name": "P", "price": "1.50", "quantity": 1}]}))
+        .json(&json!({"items": [{"sku": "P", "price": "1.50", "quantity": 1}]}))
         .send()
         .await
         .unwrap();

@@ -1,5 +1,5 @@
 //! Storage: the schema ([`migration`]), one sea-orm entity per table ([`entities`]),
-//! and the queries behind each use ([`orders`], [`customers`]), said with the query
+//! and the queries behind each use ([`orders`], [`products`], [`customers`]), said with the query
 //! builder: row locks, keyset pages and `ON CONFLICT` included.
 //!
 //! Money is stored as BIGINT minor units (cents), never a float.
@@ -8,3 +8,4 @@ pub mod customers;
 pub mod entities;
 pub mod migration;
 pub mod orders;
+pub mod products;

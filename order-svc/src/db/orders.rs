@@ -3,15 +3,15 @@
 use super::entities::order::{self, DbStatus};
 use super::entities::order_item;
 use crate::domain::cursor::Cursor;
-use crate::domain::items::NewItems;
+use crate::domain::items::{PricedLine, total};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use proto_msgs::Money;
 use proto_msgs::orders::{Order, OrderItem, OrderStatus};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -54,74 +54,35 @@ impl OrderRow {
     }
 }
 
-/// Inserts a new `PENDING` order and its lines. Returns `None`, having written
-/// nothing, when this user already has an order with `idempotency_key`: the unique
-/// index decides, so two concurrent creates with one key can't both insert (the second
-/// waits for the first's transaction, then sees the conflict).
+/// Inserts a new `PENDING` order and its priced lines.
 pub async fn insert<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
-    idempotency_key: Option<&str>,
-    items: &NewItems,
-) -> Result<Option<Order>> {
+    lines: &[PricedLine],
+) -> Result<Order> {
     let new = order::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         status: Set(OrderStatus::Pending.into()),
-        total_cents: Set(items.total().minor()),
-        idempotency_key: Set(idempotency_key.map(str::to_owned)),
+        total_cents: Set(total(lines).minor()),
         ..Default::default()
     };
-    // `ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING ..`: no row back
-    // when the key was used before (a NULL key never conflicts).
-    let inserted = order::Entity::insert(new)
-        .on_conflict(
-            OnConflict::columns([order::Column::UserId, order::Column::IdempotencyKey])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_with_returning_many(conn)
-        .await?;
-    let Some(order) = inserted.into_iter().next() else {
-        return Ok(None);
-    };
-    let order = OrderRow::from(order);
-    let lines = items
-        .items()
+    let order = OrderRow::from(new.insert(conn).await?);
+    let rows = lines
         .iter()
         .enumerate()
-        .map(|(position, item)| order_item::ActiveModel {
+        .map(|(position, line)| order_item::ActiveModel {
             order_id: Set(order.id),
             position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
-            name: Set(item.name.as_str().to_owned()),
-            price_cents: Set(item.price.minor()),
-            quantity: Set(i32::try_from(item.quantity).unwrap_or(i32::MAX)),
+            product_id: Set(Some(line.product_id)),
+            name: Set(line.name.clone()),
+            price_cents: Set(line.price.minor()),
+            quantity: Set(i32::try_from(line.quantity).unwrap_or(i32::MAX)),
         });
-    order_item::Entity::insert_many(lines)
+    order_item::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await?;
-    let lines = items.items().iter().map(|i| i.to_order_item()).collect();
-    Ok(Some(order.with_items(lines)))
-}
-
-/// The order this user created with `idempotency_key`, if any.
-pub async fn find_by_idempotency_key<C: ConnectionTrait>(
-    conn: &C,
-    user_id: Uuid,
-    idempotency_key: &str,
-) -> Result<Option<Order>> {
-    let found = order::Entity::find()
-        .filter(order::Column::UserId.eq(user_id))
-        .filter(order::Column::IdempotencyKey.eq(idempotency_key))
-        .one(conn)
-        .await?;
-    let Some(found) = found else {
-        return Ok(None);
-    };
-    let order = OrderRow::from(found);
-    let mut items = items_of(conn, &[order.id]).await?;
-    let lines = items.remove(&order.id).unwrap_or_default();
-    Ok(Some(order.with_items(lines)))
+    Ok(order.with_items(lines.iter().map(PricedLine::to_order_item).collect()))
 }
 
 /// An order with its lines, in one round trip (an inner join, one row per line; every
@@ -262,6 +223,7 @@ fn item_of(row: &order_item::Model) -> Result<OrderItem> {
         .checked_mul(quantity)
         .ok_or_else(|| Error::Corrupt(format!("subtotal overflow in order {}", row.order_id)))?;
     Ok(OrderItem {
+        product_id: row.product_id,
         name: row.name.clone(),
         price,
         quantity,

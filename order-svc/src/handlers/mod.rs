@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use svc_kit::outbox::OutboxSignal;
 
+pub mod catalog;
 pub mod create;
 pub mod get;
 pub mod list;
@@ -25,13 +26,24 @@ pub struct App {
     pub outbox: OutboxSignal,
 }
 
-/// The RPC server with every `orders.*` method registered.
+/// The RPC server with every `orders.*` and `catalog.*` method registered.
 pub fn server(bus: impl Into<UseBus>, app: Arc<App>) -> RpcServer {
+    use proto_msgs::catalog::methods as products;
     let server = RpcServer::new(bus, SERVICE);
     let server = route(server, &app, methods::CREATE, create::handle);
     let server = route(server, &app, methods::GET, get::handle);
     let server = route(server, &app, methods::LIST, list::handle);
-    route(server, &app, methods::UPDATE_STATUS, update_status::handle)
+    let server = route(server, &app, methods::UPDATE_STATUS, update_status::handle);
+    let server = route(server, &app, products::LIST, catalog::list::handle);
+    let server = route(server, &app, products::GET, catalog::get::handle);
+    let server = route(server, &app, products::CREATE, catalog::create::handle);
+    let server = route(server, &app, products::UPDATE, catalog::update::handle);
+    route(
+        server,
+        &app,
+        products::ADJUST_STOCK,
+        catalog::adjust_stock::handle,
+    )
 }
 
 /// Registers `handler` for `method`, giving it the shared state and mapping its error.

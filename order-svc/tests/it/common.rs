@@ -1,20 +1,26 @@
 //! `Svc::start()`: the service on a fresh database and topology, and a client for it.
 
 use order_svc::Config;
-use proto_msgs::orders::{
-    CreateOrderRequest, ItemName, NewItem, Order, OrderLines, OrderStatus, Price, Quantity,
-    UpdateStatusRequest, methods,
-};
+use proto_msgs::catalog::{self, Product};
+use proto_msgs::orders::{CreateOrderRequest, Order, OrderStatus, UpdateStatusRequest, methods};
 use proto_msgs::testing::TestBus;
-use proto_msgs::{
-    Actor, ErrorCode, Money, RequestContext, Role, RpcClient, RpcClientConfig, RpcError,
-};
+use proto_msgs::{Actor, ErrorCode, RequestContext, Role, RpcClient, RpcClientConfig, RpcError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use std::time::Duration;
 use svc_kit::testing::TestService;
 use uuid::Uuid;
+
+/// Products every test starts with (SKU, name, price), a million of each in stock.
+pub const CATALOG: [(&str, &str, &str); 5] = [
+    ("PEN", "Pen", "0.10"),
+    ("BOOK", "Book", "100.00"),
+    ("LAMP", "Lamp", "19.99"),
+    ("CHAIR", "Chair", "45.00"),
+    ("WIDGET", "Widget", "12.34"),
+];
 
 /// A running service with its own bus prefix and database.
 pub struct Svc {
@@ -47,7 +53,26 @@ impl Svc {
         )
         .await
         .unwrap();
-        Svc { client, svc, bus }
+        let svc = Svc { client, svc, bus };
+        for (sku, name, price) in CATALOG {
+            svc.product(json!({"sku": sku, "name": name, "category": "test",
+                               "price": price, "stock": 1_000_000}))
+                .await;
+        }
+        svc
+    }
+
+    /// Creates a product as an admin.
+    pub async fn product(&self, body: Value) -> Product {
+        self.call(catalog::methods::CREATE, &body, Some(admin()))
+            .await
+            .unwrap()
+    }
+
+    /// The stock of `sku`, from the database.
+    pub async fn stock(&self, sku: &str) -> i64 {
+        self.count(&format!("SELECT stock FROM products WHERE sku = '{sku}'"))
+            .await
     }
 
     /// The service's database pool.
@@ -135,14 +160,8 @@ pub fn admin() -> Actor {
 }
 
 pub fn simple_order() -> CreateOrderRequest {
-    CreateOrderRequest {
-        items: OrderLines::new(vec![NewItem {
-            name: ItemName::parse("Widget").unwrap(),
-            price: Price::new("12.34".parse::<Money>().unwrap()).unwrap(),
-            quantity: Quantity::new(1).unwrap(),
-        }])
-        .unwrap(),
-    }
+    serde_json::from_value(json!({"items": [{"sku": "WIDGET", "price": "12.34", "quantity": 1}]}))
+        .unwrap()
 }
 
 /// Asserts the error code and returns the error for more checks.

@@ -85,7 +85,7 @@ async fn events_wait_for_the_broker_then_arrive_once_in_order() {
     let (alice, boss) = (user(), admin());
     let tp = TraceParent::new_root();
     let traced = ctx(Some(alice)).with_traceparent(tp.clone());
-    let body = json!({"items": [{"name": "Pen", "price": "0.10", "quantity": 3}]});
+    let body = json!({"items": [{"sku": "PEN", "price": "0.10", "quantity": 3}]});
     let first: Order = svc.call_ctx(methods::CREATE, &body, &traced).await.unwrap();
     let second = svc.create(alice).await;
     let third = svc.create(alice).await;

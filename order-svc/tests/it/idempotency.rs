@@ -11,7 +11,7 @@ use serde_json::json;
 async fn a_retried_create_returns_the_first_order() {
     let svc = Svc::start().await;
     let (alice, bob) = (user(), user());
-    let body = json!({"items": [{"name": "Lamp", "price": "19.99", "quantity": 2}]});
+    let body = json!({"items": [{"sku": "LAMP", "price": "19.99", "quantity": 2}]});
     let with_key = |actor, key: &str| ctx(Some(actor)).with_idempotency_key(key);
 
     let first: Order = svc
@@ -27,28 +27,35 @@ async fn a_retried_create_returns_the_first_order() {
     let same: Order = svc
         .call_ctx(
             methods::CREATE,
-            &json!({"items": [{"name": " Lamp ", "price": 19.99, "quantity": 2}]}),
+            &json!({"items": [{"sku": "LAMP", "price": 19.99, "quantity": 2}]}),
             &with_key(alice, "k-1"),
         )
         .await
         .unwrap();
     assert_eq!(same.id, first.id);
-    // The first order is returned as it is now.
+    // The first reply is returned as it was (a stored reply), marked as replayed.
     svc.set_status(alice, first.id, proto_msgs::orders::OrderStatus::Cancelled)
         .await
         .unwrap();
-    let after: Order = svc
-        .call_ctx(methods::CREATE, &body, &with_key(alice, "k-1"))
+    let reply = svc
+        .client
+        .call_reply(
+            methods::CREATE,
+            serde_json::to_vec(&body).unwrap(),
+            &with_key(alice, "k-1"),
+        )
         .await
         .unwrap();
-    assert_eq!(after.id, first.id);
-    assert_eq!(after.status, proto_msgs::orders::OrderStatus::Cancelled);
+    assert!(reply.replayed);
+    let after: Order = proto_msgs::rpc::client::decode_reply(&reply.body).unwrap();
+    assert_eq!(after, first);
+    assert_eq!(svc.stock("LAMP").await, 1_000_000, "cancelled: stock back");
 
     // Same key, different body: refused, nothing created.
     let err = expect_err(
         svc.call_ctx::<_, Order>(
             methods::CREATE,
-            &json!({"items": [{"name": "Lamp", "price": "19.99", "quantity": 3}]}),
+            &json!({"items": [{"sku": "LAMP", "price": "19.99", "quantity": 3}]}),
             &with_key(alice, "k-1"),
         )
         .await,
@@ -81,7 +88,7 @@ async fn a_retried_create_returns_the_first_order() {
 async fn concurrent_creates_with_one_key_make_one_order() {
     let svc = Svc::start().await;
     let alice = user();
-    let body = json!({"items": [{"name": "Chair", "price": "45.00", "quantity": 4}]});
+    let body = json!({"items": [{"sku": "CHAIR", "price": "45.00", "quantity": 4}]});
     for round in 0..3 {
         let key = format!("race-{round}");
         let ctx = ctx(Some(alice)).with_idempotency_key(key.clone());
@@ -92,13 +99,14 @@ async fn concurrent_creates_with_one_key_make_one_order() {
         assert_eq!(ids.len(), 1, "round {round}: one order for one key");
         assert_eq!(
             svc.count(&format!(
-                "SELECT count(*) FROM orders WHERE idempotency_key = '{key}'"
+                "SELECT count(*) FROM stored_replies WHERE key = '{key}'"
             ))
             .await,
             1
         );
     }
-    // Three keys, three orders.
+    // Three keys, three orders, and stock taken three times.
     assert_eq!(svc.count("SELECT count(*) FROM orders").await, 3);
+    assert_eq!(svc.stock("CHAIR").await, 1_000_000 - 3 * 4);
     svc.stop().await;
 }

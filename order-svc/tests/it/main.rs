@@ -2,11 +2,14 @@
 
 mod common;
 
+mod catalog;
 mod create;
 mod customers;
 mod events;
+mod exactly_once;
 mod get;
 mod idempotency;
 mod list;
 mod raw;
 mod status;
+mod stock;

@@ -88,7 +88,7 @@ impl Repliers {
 
     /// The account that must have sent a reply to `method`, if one is configured.
     fn of(&self, method: &str) -> Option<Arc<str>> {
-        let service = method.split('.').next().unwrap_or(method);
+        let service = crate::topology::service_of(method.split('.').next().unwrap_or(method));
         self.0.get(service).map(|a| Arc::from(a.as_str()))
     }
 }
@@ -128,7 +128,16 @@ impl std::fmt::Debug for RpcClientConfig {
     }
 }
 
-type ReplyResult = Result<Vec<u8>, RpcError>;
+type ReplyResult = Result<RawReply, RpcError>;
+
+/// A reply as it arrived: the body (`{"data": …}` or `{"error": …}`) and whether the
+/// service answered with the stored reply of an earlier delivery of the same request
+/// (header `x-idempotent-replayed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawReply {
+    pub body: Vec<u8>,
+    pub replayed: bool,
+}
 
 struct Waiter {
     tx: oneshot::Sender<ReplyResult>,
@@ -320,11 +329,21 @@ impl RpcClient {
         body: Vec<u8>,
         ctx: &RequestContext,
     ) -> Result<Vec<u8>, RpcError> {
+        self.call_reply(method, body, ctx).await.map(|r| r.body)
+    }
+
+    /// [`RpcClient::call_raw`], also telling whether the reply was a replayed one.
+    pub async fn call_reply(
+        &self,
+        method: &str,
+        body: Vec<u8>,
+        ctx: &RequestContext,
+    ) -> Result<RawReply, RpcError> {
         let started = Instant::now();
         let result = self.call_inner(method, body, ctx).await;
         if let Some(observer) = &self.inner.config.observer {
             let outcome = match &result {
-                Ok(body) => reply_outcome(body),
+                Ok(reply) => reply_outcome(&reply.body),
                 Err(e) => Outcome::Error(e.code),
             };
             observer.call_finished(method, outcome, started.elapsed());
@@ -337,7 +356,7 @@ impl RpcClient {
         method: &str,
         body: Vec<u8>,
         ctx: &RequestContext,
-    ) -> Result<Vec<u8>, RpcError> {
+    ) -> Result<RawReply, RpcError> {
         let deadline = ctx
             .deadline
             .unwrap_or_else(|| SystemTime::now() + self.inner.config.default_timeout);
@@ -516,9 +535,9 @@ fn request_properties(
 }
 
 impl Inner {
-    /// `<service>.rpc` for `<service>.<method>`.
+    /// `<service>.rpc` for `<service>.<method>` (or a namespace the service answers).
     fn queue_of(&self, method: &str) -> String {
-        let service = method.split('.').next().unwrap_or(method);
+        let service = crate::topology::service_of(method.split('.').next().unwrap_or(method));
         self.bus.topology().rpc_queue(service)
     }
 
@@ -587,7 +606,7 @@ impl Inner {
 
     /// Hands a reply to its caller, if it came from the account that owns the method.
     /// One that did not is dropped (the caller keeps waiting for the real one).
-    fn route_reply(&self, correlation_id: &str, from: Option<&str>, body: Vec<u8>) {
+    fn route_reply(&self, correlation_id: &str, from: Option<&str>, reply: RawReply) {
         let rejected = self.waiters.get(correlation_id).and_then(|w| {
             let expected = w.replier.as_deref()?;
             (from != Some(expected)).then(|| (w.method.clone(), expected.to_owned()))
@@ -602,7 +621,7 @@ impl Inner {
         }
         match self.waiters.remove(correlation_id) {
             Some((_, waiter)) => {
-                let _ = waiter.tx.send(Ok(body));
+                let _ = waiter.tx.send(Ok(reply));
             }
             None => {
                 tracing::debug!(correlation_id, "reply for a call that is no longer waiting")
@@ -752,7 +771,18 @@ async fn supervise(inner: Arc<Inner>, first: Option<Opened>) {
                         let props = &delivery.properties;
                         if let Some(id) = props.correlation_id() {
                             let from = props.user_id().as_ref().map(|u| u.as_str());
-                            inner.route_reply(id.as_str(), from, delivery.data);
+                            let replayed = props.headers().as_ref().is_some_and(|h| {
+                                crate::context::header_str(h, crate::context::headers::REPLAYED)
+                                    .is_some_and(|v| v == "true")
+                            });
+                            inner.route_reply(
+                                id.as_str(),
+                                from,
+                                RawReply {
+                                    body: delivery.data,
+                                    replayed,
+                                },
+                            );
                         }
                     }
                     Some(Err(err)) => {

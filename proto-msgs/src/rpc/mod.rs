@@ -6,6 +6,8 @@ pub mod observe;
 mod probe;
 pub mod server;
 
-pub use client::{Repliers, ReplyMode, RpcClient, RpcClientConfig};
+pub use client::{RawReply, Repliers, ReplyMode, RpcClient, RpcClientConfig};
 pub use observe::{CallObserver, Outcome, ServerObserver};
+#[cfg(feature = "testing")]
+pub use server::ReplyFault;
 pub use server::{MetricsText, PROMETHEUS_TEXT, RpcServer, RunningServer, Trust};

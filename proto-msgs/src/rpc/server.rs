@@ -61,6 +61,71 @@ pub struct RpcServer {
     health: Option<HealthCheck>,
     observer: Option<Arc<dyn ServerObserver>>,
     trust: Trust,
+    #[cfg(feature = "testing")]
+    faults: Vec<ReplyFault>,
+}
+
+/// A fault for tests: the reply to the next `count` requests of one method is lost
+/// after the handler ran (and committed), the way a broker connection that drops at
+/// that moment loses it.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone)]
+pub struct ReplyFault(Arc<FaultState>);
+
+#[cfg(feature = "testing")]
+#[derive(Debug)]
+struct FaultState {
+    method: String,
+    remaining: std::sync::atomic::AtomicU32,
+    redeliver: bool,
+}
+
+#[cfg(feature = "testing")]
+impl ReplyFault {
+    /// No reply, and the request goes back to the queue (nack with requeue): what the
+    /// broker does with an unacked request when the connection drops. The caller's
+    /// waiting call is answered by the redelivery.
+    pub fn redeliver(method: &str, count: u32) -> Self {
+        Self::new(method, count, true)
+    }
+
+    /// No reply, and the request is acked: the caller times out and must retry.
+    pub fn lose(method: &str, count: u32) -> Self {
+        Self::new(method, count, false)
+    }
+
+    fn new(method: &str, count: u32, redeliver: bool) -> Self {
+        ReplyFault(Arc::new(FaultState {
+            method: method.to_owned(),
+            remaining: std::sync::atomic::AtomicU32::new(count),
+            redeliver,
+        }))
+    }
+
+    /// Loses the next `count` replies (a fault made with 0 waits until armed).
+    pub fn arm(&self, count: u32) {
+        self.0
+            .remaining
+            .store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Replies still to be lost.
+    pub fn remaining(&self) -> u32 {
+        self.0.remaining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `Some(redeliver)` when this reply is to be lost.
+    fn take(&self, method: &str) -> Option<bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.0.method != method {
+            return None;
+        }
+        self.0
+            .remaining
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| self.0.redeliver)
+    }
 }
 
 /// Whose `x-actor-*` headers a server acts on.
@@ -119,7 +184,16 @@ impl RpcServer {
             health: None,
             observer: None,
             trust: Trust::default(),
+            #[cfg(feature = "testing")]
+            faults: Vec::new(),
         }
+    }
+
+    /// Loses replies as `fault` says (tests only).
+    #[cfg(feature = "testing")]
+    pub fn fault(mut self, fault: ReplyFault) -> Self {
+        self.faults.push(fault);
+        self
     }
 
     /// Whose actor headers to act on (default: anyone's, with a warning at start).
@@ -200,8 +274,12 @@ impl RpcServer {
     /// until `shutdown`: it stops taking new requests, answers and acks those it holds,
     /// and closes its connection.
     pub async fn start(mut self, shutdown: CancellationToken) -> Result<RunningServer, BusError> {
-        let prefix = format!("{}.", self.service);
-        if let Some(bad) = self.handlers.keys().find(|m| !m.starts_with(&prefix)) {
+        // Its own methods, and those of the namespaces it answers (`catalog.*`).
+        let owned = |m: &str| {
+            let namespace = m.split('.').next().unwrap_or(m);
+            m.contains('.') && crate::topology::service_of(namespace) == self.service
+        };
+        if let Some(bad) = self.handlers.keys().find(|m| !owned(m)) {
             return Err(BusError::Config(format!(
                 "method {bad:?} does not belong to service {:?}",
                 self.service
@@ -231,6 +309,8 @@ impl RpcServer {
             handlers: self.handlers,
             observer: self.observer,
             trust: self.trust,
+            #[cfg(feature = "testing")]
+            faults: self.faults,
         });
         let topology = bus.topology().clone();
         let service = self.service.clone();
@@ -312,6 +392,8 @@ struct ServerState {
     handlers: HashMap<String, Handler>,
     observer: Option<Arc<dyn ServerObserver>>,
     trust: Trust,
+    #[cfg(feature = "testing")]
+    faults: Vec<ReplyFault>,
 }
 
 impl ServerState {
@@ -356,6 +438,7 @@ impl ServerState {
                 .map(|t| telemetry::outgoing(&span, t));
             ctx
         });
+        let replayed = ctx.as_ref().map(|c| c.replayed.clone()).unwrap_or_default();
 
         async {
             let Some(reply_to) = reply_to else {
@@ -365,8 +448,31 @@ impl ServerState {
             };
             let (body, outcome) = self.answer(&method, ctx, &mut delivery).await;
             let elapsed = started.elapsed();
-            let reply_props = reply_properties(&method, correlation_id.as_deref(), &request_id)
-                .with_user_id(self.account.as_str().into());
+            #[cfg(feature = "testing")]
+            if let Some(redeliver) = self.faults.iter().find_map(|f| f.take(&method)) {
+                tracing::warn!(redeliver, "test fault: the reply is lost");
+                if redeliver {
+                    let _ = channel
+                        .basic_nack(
+                            delivery.delivery_tag,
+                            lapin::options::BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                } else {
+                    ack(&channel, &delivery);
+                }
+                return;
+            }
+            let reply_props = reply_properties(
+                &method,
+                correlation_id.as_deref(),
+                &request_id,
+                replayed.is_set(),
+            )
+            .with_user_id(self.account.as_str().into());
             // Reply, then ack. lapin sends an ack (a method frame) ahead of publishes still
             // queued, so the reply's write is waited for first: an ack must never reach
             // the broker for a reply that did not leave (the request would be lost instead
@@ -575,6 +681,7 @@ fn reply_properties(
     method: &str,
     correlation_id: Option<&str>,
     request_id: &str,
+    replayed: bool,
 ) -> BasicProperties {
     let mut props = BasicProperties::default()
         .with_content_type("application/json".into())
@@ -583,13 +690,18 @@ fn reply_properties(
     if let Some(id) = correlation_id {
         props = props.with_correlation_id(id.into());
     }
+    let mut headers = FieldTable::default();
     if !request_id.is_empty() {
-        let mut headers = FieldTable::default();
         put_str(
             &mut headers,
             crate::context::headers::REQUEST_ID,
             request_id,
         );
+    }
+    if replayed {
+        put_str(&mut headers, crate::context::headers::REPLAYED, "true");
+    }
+    if !headers.inner().is_empty() {
         props = props.with_headers(headers);
     }
     props

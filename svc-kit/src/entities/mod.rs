@@ -2,3 +2,4 @@
 
 pub mod outbox;
 pub mod processed_event;
+pub mod stored_reply;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use system_tests::echo;
-use system_tests::http::{Session, ok, order_body};
+use system_tests::http::{Session, hot_order_body, ok, order_body};
 use system_tests::load::{Figures, HEADER, Load, row, summarize};
 use system_tests::raw_http::{self, RawRequest};
 
@@ -51,10 +51,10 @@ enum Command {
         /// Rounds of (echo floor, scenarios); the table shows medians.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
-        /// Which scenarios to run: echo, get, list, create, login.
+        /// Which scenarios to run: echo, get, list, products, create, reserve, login.
         #[arg(
             long,
-            default_value = "echo,get,list,create,login",
+            default_value = "echo,get,list,products,create,reserve,login",
             value_delimiter = ','
         )]
         scenarios: Vec<String>,
@@ -178,6 +178,13 @@ async fn http(
             RawRequest::new("GET", &host, "/orders?limit=20", &auth, None),
         ));
     }
+    if run("products") {
+        // Public: the catalog of `make up` (deploy/catalog/demo.json).
+        http_scenarios.push((
+            "GET /products?limit=20 (public)",
+            RawRequest::new("GET", &host, "/products?limit=20", &[], None),
+        ));
+    }
 
     println!(
         "HTTP through the gateway at {url}, {c} connections, {rounds} round(s) of {secs} s per \
@@ -216,7 +223,28 @@ async fn http(
         let req = RawRequest::new("POST", &host, "/orders", &auth, Some(&create_body));
         let f = raw_http::drive(addr, &req, &load).await;
         let floor = median_floor(&rows);
-        record(&mut rows, "POST /orders", c, f, f.rps / floor);
+        record(
+            &mut rows,
+            "POST /orders (2 products, stock reserved)",
+            c,
+            f,
+            f.rps / floor,
+        );
+    }
+    if run("reserve") {
+        // Every connection orders the same product: the reservations queue on its row
+        // lock, the worst case of stock reservation.
+        let hot = serde_json::to_vec(&hot_order_body())?;
+        let req = RawRequest::new("POST", &host, "/orders", &auth, Some(&hot));
+        let f = raw_http::drive(addr, &req, &load).await;
+        let floor = median_floor(&rows);
+        record(
+            &mut rows,
+            "POST /orders (one hot product, contended stock)",
+            c,
+            f,
+            f.rps / floor,
+        );
     }
     if run("login") {
         // bcrypt bound: more connections than a few per core only queue up. One round:

@@ -122,10 +122,10 @@ async fn poison_requests_get_error_replies_and_the_service_keeps_answering() {
         .unwrap();
     let exchange = stack.bus.topology().rpc_exchange();
     let huge = format!(
-        r#"{{"items": [{{"name": "x", "price": "1.00", "quantity": 1}}], "pad": "{}"}}"#,
+        r#"{{"items": [{{"sku": "WIDGET", "price": "1.50", "quantity": 1}}], "pad": "{}"}}"#,
         "x".repeat(1536 * 1024)
     );
-    const ITEM: &[u8] = br#"{"items": [{"name": "x", "price": "1.00", "quantity": 1}]}"#;
+    const ITEM: &[u8] = br#"{"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 1}]}"#;
     let json = "application/json";
     let cases = [
         Case::new(
@@ -204,7 +204,7 @@ async fn poison_requests_get_error_replies_and_the_service_keeps_answering() {
         &ch,
         &exchange,
         "orders.create",
-        br#"{"items": [{"name": "x", "price": "1.00", "quantity": 1}]}"#,
+        br#"{"items": [{"sku": "WIDGET", "price": "1.50", "quantity": 1}]}"#,
         props,
     )
     .await;
@@ -435,7 +435,9 @@ async fn oversized_http_bodies_are_413() {
     assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
 
     let items: Vec<Value> = (0..3000)
-        .map(|i| json!({"name": format!("item {i} with a long name"), "price": "1.00", "quantity": 1}))
+        .map(
+            |i| json!({"sku": format!("ITEM-{i}-with-a-long-sku"), "price": "1.00", "quantity": 1}),
+        )
         .collect();
     let resp = session
         .http

@@ -37,6 +37,22 @@ pub fn consumer(bus: impl Into<UseBus>, db: DatabaseConnection) -> EventConsumer
         })
 }
 
+/// Deletes the `known_orders` rows no event can change any more: cancelled after
+/// being counted (cancelling is final), last touched before `before`. A row still
+/// waiting for its other event stays, however old.
+pub async fn prune_known_orders(
+    db: &DatabaseConnection,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    let deleted = known_order::Entity::delete_many()
+        .filter(known_order::Column::Cancelled.eq(true))
+        .filter(known_order::Column::Counted.eq(true))
+        .filter(known_order::Column::UpdatedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}
+
 /// What one event does to the tables.
 enum Effect {
     Created {

@@ -10,6 +10,10 @@
 //! `password`), `not_found` (the actor's account is gone), `unavailable`, `internal`.
 //! A request with neither field returns the profile unchanged. A new password ends every
 //! session of the account, the caller's included (`user.sessions_revoked`).
+//!
+//! Exactly once: the reply is stored with the change, so a redelivered or retried
+//! password change answers the profile it produced instead of failing the (now stale)
+//! current-password check.
 
 use crate::db::entities::user;
 use crate::domain::ValidationError;
@@ -18,10 +22,11 @@ use crate::events::outgoing;
 use crate::sessions;
 use crate::state::AppState;
 use crate::throttle::Scope;
-use proto_msgs::users::{RevocationReason, UpdateUserRequest, UserProfile};
+use proto_msgs::users::{RevocationReason, UpdateUserRequest, UserProfile, methods};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect, TransactionTrait};
 use std::sync::Arc;
+use svc_kit::replies::Idempotent;
 
 const WRONG_CURRENT: &str = "current_password is incorrect";
 
@@ -31,6 +36,11 @@ pub async fn handle(
     req: UpdateUserRequest,
 ) -> Result<UserProfile, Error> {
     let actor = ctx.require_actor()?;
+    let once = Idempotent::of(&ctx, methods::UPDATE, &req)?;
+    // Before the password check, which the first delivery's change made stale.
+    if let Some(profile) = once.peek(&state.db).await? {
+        return Ok(profile);
+    }
     // Each field was checked while read (the contract types); what is left is the rule
     // between them.
     let UpdateUserRequest {
@@ -72,6 +82,9 @@ pub async fn handle(
     };
 
     let txn = state.db.begin().await?;
+    if let Some(profile) = once.claim(&txn).await? {
+        return Ok(profile);
+    }
     let locked = user::Entity::find_by_id(actor.id)
         .lock_exclusive()
         .one(&txn)
@@ -99,6 +112,7 @@ pub async fn handle(
         sessions::revoke_user(&txn, &saved, RevocationReason::PasswordChanged, Some(&ctx)).await?;
     }
     let profile = crate::profile::with_stats(&txn, saved).await?;
+    once.save(&txn, &profile).await?;
     txn.commit().await?;
     state.outbox.notify();
     tracing::info!(user_id = %actor.id, "user updated");

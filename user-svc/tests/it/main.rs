@@ -4,6 +4,7 @@
 mod abuse;
 mod admin;
 mod common;
+mod exactly_once;
 mod lifecycle;
 mod login;
 mod outbox;

@@ -3,3 +3,4 @@
 pub mod customer;
 pub mod order;
 pub mod order_item;
+pub mod product;

@@ -1,5 +1,4 @@
 //! `orders`: one row per order; its lines are in [`order_item`](super::order_item).
-//! `(user_id, idempotency_key)` is unique: a retried create finds the first order.
 
 use proto_msgs::orders::OrderStatus;
 use sea_orm::entity::prelude::*;
@@ -54,7 +53,6 @@ pub struct Model {
     pub status: DbStatus,
     /// Minor units (cents).
     pub total_cents: i64,
-    pub idempotency_key: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(has_many)]

@@ -11,6 +11,8 @@ pub struct Model {
     pub order_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub position: i32,
+    /// The catalog product (NULL on lines placed before the catalog).
+    pub product_id: Option<Uuid>,
     pub name: String,
     /// Minor units (cents).
     pub price_cents: i64,

@@ -1,0 +1,188 @@
+//! users.register and users.update with their reply lost right after the commit
+//! (svc-kit's `ReplyFault`): redelivered, or retried with the same key, they answer the
+//! original result (marked as replayed) instead of `already_exists` / `permission_denied`,
+//! and the effect happened once. And `known_orders` rows that can't change any more
+//! are pruned after the window.
+
+use crate::common::*;
+use proto_msgs::rpc::ReplyFault;
+use proto_msgs::rpc::client::decode_reply;
+use proto_msgs::users::{User, UserProfile, methods};
+use proto_msgs::{ErrorCode, RequestContext};
+use sea_orm::ConnectionTrait;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+
+async fn lost_once<T: DeserializeOwned>(
+    app: &TestApp,
+    fault: &ReplyFault,
+    method: &str,
+    body: Value,
+    ctx: RequestContext,
+    redeliver: bool,
+) -> T {
+    fault.arm(1);
+    let payload = serde_json::to_vec(&body).unwrap();
+    let reply = if redeliver {
+        app.client.call_reply(method, payload, &ctx).await.unwrap()
+    } else {
+        let key = format!("key-{}", uuid::Uuid::new_v4());
+        let mut first = ctx.clone().with_idempotency_key(key.clone());
+        first.deadline = Some(SystemTime::now() + Duration::from_secs(2));
+        let lost = app.client.call_reply(method, payload.clone(), &first).await;
+        assert_eq!(lost.unwrap_err().code, ErrorCode::DeadlineExceeded);
+        let mut retry = ctx.with_idempotency_key(key);
+        retry.deadline = None;
+        app.client
+            .call_reply(method, payload, &retry)
+            .await
+            .unwrap()
+    };
+    assert_eq!(fault.remaining(), 0, "{method}: the fault fired");
+    assert!(reply.replayed, "{method}: answered from the stored reply");
+    decode_reply(&reply.body).unwrap_or_else(|e| panic!("{method}: {e:?}"))
+}
+
+async fn register_and_update_once(redeliver: bool) {
+    let make = |m: &str| {
+        if redeliver {
+            ReplyFault::redeliver(m, 0)
+        } else {
+            ReplyFault::lose(m, 0)
+        }
+    };
+    let (register, update) = (make(methods::REGISTER), make(methods::UPDATE));
+    let faults = vec![register.clone(), update.clone()];
+    let app = TestApp::spawn_with(|_, c| c.service.reply_faults = faults).await;
+
+    let user: User = lost_once(
+        &app,
+        &register,
+        methods::REGISTER,
+        json!({"email": "once@example.com", "password": "first-password", "name": "Once"}),
+        RequestContext::new(),
+        redeliver,
+    )
+    .await;
+    assert_eq!(user.email, "once@example.com");
+    let accounts = db(&app)
+        .await
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM users WHERE email = 'once@example.com'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(accounts, 1);
+
+    // A password change whose reply was lost: the retry would fail the (now stale)
+    // current-password check if it ran again.
+    let me = RequestContext::new().with_actor(actor(&user).unwrap());
+    let profile: UserProfile = lost_once(
+        &app,
+        &update,
+        methods::UPDATE,
+        json!({"password": "second-password", "current_password": "first-password", "name": "Twice"}),
+        me,
+        redeliver,
+    )
+    .await;
+    assert_eq!(profile.user.name, "Twice");
+    app.try_login("once@example.com", "second-password")
+        .await
+        .unwrap();
+    assert!(
+        app.try_login("once@example.com", "first-password")
+            .await
+            .is_err()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redelivered_register_and_update_answer_their_stored_replies() {
+    register_and_update_once(true).await;
+}
+
+#[tokio::test]
+async fn retried_register_and_update_answer_their_stored_replies() {
+    register_and_update_once(false).await;
+}
+
+#[tokio::test]
+async fn a_key_reused_with_another_body_is_refused() {
+    let app = TestApp::spawn().await;
+    let keyed = RequestContext::new().with_idempotency_key("reg-1");
+    let body = |email: &str| json!({"email": email, "password": "long-enough", "name": "K"});
+    let first: User = app
+        .client
+        .call(methods::REGISTER, &body("k1@example.com"), &keyed)
+        .await
+        .unwrap();
+    let again: User = app
+        .client
+        .call(methods::REGISTER, &body("k1@example.com"), &keyed)
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let err = app
+        .client
+        .call::<_, User>(methods::REGISTER, &body("k2@example.com"), &keyed)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::FailedPrecondition, "{err:?}");
+
+    let me = RequestContext::new()
+        .with_actor(actor(&first).unwrap())
+        .with_idempotency_key("upd-1");
+    app.client
+        .call::<_, UserProfile>(methods::UPDATE, &json!({"name": "A"}), &me)
+        .await
+        .unwrap();
+    let err = app
+        .client
+        .call::<_, UserProfile>(methods::UPDATE, &json!({"name": "B"}), &me)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::FailedPrecondition, "{err:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn finished_known_orders_are_pruned_after_the_window() {
+    let app = TestApp::spawn().await;
+    let conn = db(&app).await;
+    // Old and finished (cancelled after being counted): goes. Old but still waiting for
+    // its other event, or not cancelled: stays.
+    conn.execute_unprepared(
+        "INSERT INTO known_orders (order_id, user_id, total_minor, cancelled, counted, updated_at) VALUES
+           (gen_random_uuid(), gen_random_uuid(), 100, true, true, now() - interval '2 days'),
+           (gen_random_uuid(), gen_random_uuid(), 100, true, false, now() - interval '2 days'),
+           (gen_random_uuid(), gen_random_uuid(), 100, false, true, now() - interval '2 days'),
+           (gen_random_uuid(), gen_random_uuid(), 100, true, true, now())",
+    )
+    .await
+    .unwrap();
+    let count = || async {
+        conn.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM known_orders",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+    };
+    eventually("the finished old row is pruned", || async {
+        (count().await == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count().await, 3, "the others stay");
+    app.stop().await;
+}
