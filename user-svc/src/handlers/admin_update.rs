@@ -13,10 +13,13 @@ use crate::error::{Error, user_not_found};
 use crate::events::outgoing;
 use crate::sessions;
 use crate::state::AppState;
-use proto_msgs::users::{AccountChange, AdminUpdateRequest, RevocationReason, UserProfile};
+use proto_msgs::users::{
+    AccountChange, AdminUpdateRequest, RevocationReason, UserProfile, methods,
+};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect, TransactionTrait};
 use std::sync::Arc;
+use svc_kit::replies::Idempotent;
 
 pub async fn handle(
     state: Arc<AppState>,
@@ -27,6 +30,7 @@ pub async fn handle(
     if !actor.is_admin() {
         return Err(RpcError::permission_denied("only an admin may change accounts").into());
     }
+    let once = Idempotent::of(&ctx, methods::ADMIN_UPDATE, &req)?;
     let AdminUpdateRequest {
         id,
         change: AccountChange { role, disabled },
@@ -38,6 +42,9 @@ pub async fn handle(
         .into());
     }
     let txn = state.db.begin().await?;
+    if let Some(profile) = once.claim(&txn).await? {
+        return Ok(profile);
+    }
     let current = user::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&txn)
@@ -47,6 +54,7 @@ pub async fn handle(
     let new_disabled = disabled.filter(|d| *d != current.disabled);
     if new_role.is_none() && new_disabled.is_none() {
         let profile = crate::profile::with_stats(&txn, current).await?;
+        once.save(&txn, &profile).await?;
         txn.commit().await?;
         return Ok(profile);
     }
@@ -71,6 +79,7 @@ pub async fn handle(
     }
     svc_kit::outbox::enqueue(&txn, &outgoing::updated(&saved, Some(&ctx))).await?;
     let profile = crate::profile::with_stats(&txn, saved).await?;
+    once.save(&txn, &profile).await?;
     txn.commit().await?;
     state.outbox.notify();
     tracing::info!(user_id = %id, by = %actor.id, role_changed = new_role.is_some(), disabled = ?new_disabled, "account changed by an admin");

@@ -8,10 +8,11 @@ use crate::db::entities::{refresh_token, session};
 use crate::error::Error;
 use crate::sessions;
 use crate::state::AppState;
-use proto_msgs::users::{LogoutResponse, RefreshRequest, RevocationReason};
+use proto_msgs::users::{LogoutResponse, RefreshRequest, RevocationReason, methods};
 use proto_msgs::{RequestContext, RpcError};
 use sea_orm::{EntityTrait, TransactionTrait};
 use std::sync::Arc;
+use svc_kit::replies::Idempotent;
 
 pub async fn handle(
     state: Arc<AppState>,
@@ -19,7 +20,12 @@ pub async fn handle(
     req: RefreshRequest,
 ) -> Result<LogoutResponse, Error> {
     let unknown = || Error::Rpc(RpcError::unauthenticated("unknown refresh token"));
+    let once = Idempotent::of(&ctx, methods::LOGOUT, &req)?;
     let txn = state.db.begin().await?;
+    // A retry answers what the first delivery did (it ended 1 session, not 0).
+    if let Some(reply) = once.claim(&txn).await? {
+        return Ok(reply);
+    }
     let Some(token) = refresh_token::Entity::find_by_id(sessions::hash(&req.refresh_token))
         .one(&txn)
         .await?
@@ -40,9 +46,11 @@ pub async fn handle(
         Some(&ctx),
     )
     .await?;
+    let reply = LogoutResponse {
+        revoked_sessions: u64::from(ended),
+    };
+    once.save(&txn, &reply).await?;
     txn.commit().await?;
     state.outbox.notify();
-    Ok(LogoutResponse {
-        revoked_sessions: u64::from(ended),
-    })
+    Ok(reply)
 }

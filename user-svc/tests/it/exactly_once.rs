@@ -186,3 +186,66 @@ async fn finished_known_orders_are_pruned_after_the_window() {
     assert_eq!(count().await, 3, "the others stay");
     app.stop().await;
 }
+
+/// A refresh whose reply was lost is not taken for reuse of a spent token: redelivered
+/// or retried with its key, it answers new tokens of the same session (replayed), and
+/// the session lives on; the tokens the lost reply carried are spent.
+async fn refresh_once(redeliver: bool) {
+    use proto_msgs::users::TokenResponse;
+    let fault = if redeliver {
+        ReplyFault::redeliver(methods::REFRESH, 0)
+    } else {
+        ReplyFault::lose(methods::REFRESH, 0)
+    };
+    let faults = vec![fault.clone()];
+    let app = TestApp::spawn_with(|_, c| c.service.reply_faults = faults).await;
+    app.register("fresh@example.com", "password123", "Fresh")
+        .await;
+    let login = app
+        .try_login("fresh@example.com", "password123")
+        .await
+        .unwrap();
+    let body = json!({"refresh_token": login.refresh_token.expose()});
+    let renewed: TokenResponse = lost_once(
+        &app,
+        &fault,
+        methods::REFRESH,
+        body,
+        RequestContext::new(),
+        redeliver,
+    )
+    .await;
+    // The session was rotated, not revoked: the renewed refresh token works.
+    let next: TokenResponse = app
+        .call(
+            methods::REFRESH,
+            &json!({"refresh_token": renewed.refresh_token.expose()}),
+            None,
+        )
+        .await
+        .expect("the session survived the lost reply");
+    assert_ne!(next.refresh_token.expose(), renewed.refresh_token.expose());
+    let sessions = db(&app)
+        .await
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM sessions WHERE revoked_at IS NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(sessions, 1, "one live session");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_refresh_rotates_once_and_keeps_the_session() {
+    refresh_once(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_refresh_rotates_once_and_keeps_the_session() {
+    refresh_once(false).await;
+}
