@@ -243,12 +243,6 @@ fn default_true() -> bool {
     true
 }
 
-/// An optional field that, when present, is a value: `null` is refused (as the
-/// document says), not read as absent.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
 /// A product as every catalog method returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -281,7 +275,7 @@ pub struct CreateProductRequest {
     /// Optional; empty when absent.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
@@ -291,7 +285,7 @@ pub struct CreateProductRequest {
     /// Units in stock at the start (default 0).
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, nullable = false, minimum = 0, maximum = 1_000_000_000))]
@@ -308,21 +302,21 @@ pub struct CreateProductRequest {
 pub struct ProductChanges {
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub name: Option<ProductName>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub description: Option<Description>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
@@ -330,14 +324,14 @@ pub struct ProductChanges {
     /// A new price applies to orders placed from now on, never to placed ones.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub price: Option<Price>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
@@ -357,31 +351,31 @@ pub struct UpdateProductRequest {
     pub id: Uuid,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     pub name: Option<ProductName>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     pub description: Option<Description>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     pub category: Option<Category>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     pub price: Option<Price>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::limits::present",
         skip_serializing_if = "Option::is_none"
     )]
     pub active: Option<bool>,

@@ -125,6 +125,16 @@ pub mod schema {
     }
 }
 
+/// serde `deserialize_with` for an optional field that, when present, is a value:
+/// `null` is refused (as the documents say), not read as absent.
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

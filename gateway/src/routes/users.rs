@@ -154,6 +154,7 @@ pub async fn get(
 /// is spent: presenting it again ends the whole session (it was copied).
 #[utoipa::path(
     post, path = "/users/token/refresh", tag = "users",
+    params(IdempotencyKeyHeader),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token and the session's next refresh token", body = TokenResponse),
@@ -173,6 +174,7 @@ pub async fn refresh(bus: Bus, body: Json<RefreshRequest>) -> Result<HttpRespons
 /// expired session can still be ended). Logging out twice is not an error.
 #[utoipa::path(
     post, path = "/users/logout", tag = "users",
+    params(IdempotencyKeyHeader),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Sessions ended (0 when it was already over)", body = LogoutResponse),
@@ -192,8 +194,10 @@ pub async fn logout(bus: Bus, body: Json<RefreshRequest>) -> Result<HttpResponse
 #[utoipa::path(
     post, path = "/users/logout/all", tag = "users",
     security(("bearer" = [])),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Sessions ended", body = LogoutResponse),
+        (status = 400, description = "A malformed `Idempotency-Key`", body = ErrorDoc),
         (status = 404, description = "The caller's account is gone", body = ErrorDoc),
         TokenErrors, ServiceErrors,
     )
@@ -208,7 +212,7 @@ pub async fn logout_all(bus: Bus, actor: Authenticated) -> Result<HttpResponse, 
 #[utoipa::path(
     patch, path = "/users/{id}", tag = "users",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "User id")),
+    params(("id" = Uuid, Path, description = "User id"), IdempotencyKeyHeader),
     request_body = AccountChange,
     responses(
         (status = 200, description = "The account after the change", body = UserProfile),
