@@ -249,3 +249,98 @@ async fn a_redelivered_refresh_rotates_once_and_keeps_the_session() {
 async fn a_retried_refresh_rotates_once_and_keeps_the_session() {
     refresh_once(false).await;
 }
+
+/// logout, logout_all and admin_update with their reply lost after the commit: the
+/// retry answers what the first run did (1 session ended, the demoted profile), not
+/// what running again would say (0 sessions, nothing to change), and the sessions
+/// ended once (one `user.sessions_revoked` per change).
+async fn session_changes_once(redeliver: bool) {
+    use proto_msgs::users::LogoutResponse;
+    let make = |m: &str| {
+        if redeliver {
+            ReplyFault::redeliver(m, 0)
+        } else {
+            ReplyFault::lose(m, 0)
+        }
+    };
+    let (logout, logout_all, admin_update) = (
+        make(methods::LOGOUT),
+        make(methods::LOGOUT_ALL),
+        make(methods::ADMIN_UPDATE),
+    );
+    let faults = vec![logout.clone(), logout_all.clone(), admin_update.clone()];
+    let app = TestApp::spawn_with(|_, c| c.service.reply_faults = faults).await;
+    let mut watch = EventWatch::start(
+        &app.bus,
+        &[proto_msgs::events::types::USER_SESSIONS_REVOKED],
+    )
+    .await;
+    let ada = app.register("ada@example.com", "password123", "Ada").await;
+    let first = app
+        .try_login("ada@example.com", "password123")
+        .await
+        .unwrap();
+    let _second = app
+        .try_login("ada@example.com", "password123")
+        .await
+        .unwrap();
+    let me = RequestContext::new().with_actor(actor(&ada).unwrap());
+
+    let out: LogoutResponse = lost_once(
+        &app,
+        &logout,
+        methods::LOGOUT,
+        json!({"refresh_token": first.refresh_token.expose()}),
+        RequestContext::new(),
+        redeliver,
+    )
+    .await;
+    assert_eq!(
+        out.revoked_sessions, 1,
+        "the stored reply, not a second run's 0"
+    );
+
+    let all: LogoutResponse = lost_once(
+        &app,
+        &logout_all,
+        methods::LOGOUT_ALL,
+        json!({}),
+        me,
+        redeliver,
+    )
+    .await;
+    assert_eq!(all.revoked_sessions, 1, "the second session, once");
+
+    let root = uuid::Uuid::new_v4();
+    let admin = RequestContext::new().with_actor(admin_actor(root).unwrap());
+    let promoted: UserProfile = lost_once(
+        &app,
+        &admin_update,
+        methods::ADMIN_UPDATE,
+        json!({"id": ada.id, "role": "admin"}),
+        admin,
+        redeliver,
+    )
+    .await;
+    assert_eq!(promoted.user.role, proto_msgs::Role::Admin);
+    // Each change ended sessions once: three revocations, and no fourth.
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let event = watch.next(10).await.expect("a revocation per change");
+        reasons.push(event.data["reason"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(reasons, ["logout", "logout_all", "role_changed"]);
+    watch.assert_quiet(1000).await;
+    watch.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_session_changes_answer_their_stored_replies() {
+    session_changes_once(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_session_changes_answer_their_stored_replies() {
+    session_changes_once(false).await;
+}
