@@ -17,7 +17,8 @@ pub struct Model {
     pub key: String,
     /// SHA-256 of the request body (with method, scope and key), hex.
     pub fingerprint: String,
-    /// `{"data": …}`; NULL only inside the transaction that claimed the key.
+    /// The reply's data as the method returned it (the `data` of the envelope); NULL only
+    /// inside the transaction that claimed the key.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub reply: Option<Json>,
     pub created_at: DateTimeUtc,

@@ -29,7 +29,7 @@ use proto_msgs::RpcClient;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use system_tests::harness::{Stack, create_order, sql_pairs};
+use system_tests::harness::{Stack, create_order, sql_pairs, sql_strings};
 use uuid::Uuid;
 
 /// Every reply one idempotency key got, in order.
@@ -107,10 +107,13 @@ pub async fn check_no_wrong_answer(
     outcomes: &[KeyOutcome],
 ) -> HashMap<String, String> {
     let db = stack.orders_sql().await;
+    // Keys live in the stored replies (svc-kit's exactly-once store), each with the
+    // order its first run created.
     let rows = sql_pairs(
         &db,
         &format!(
-            "SELECT coalesce(idempotency_key, '<none>'), id::text FROM orders WHERE user_id = '{actor}'"
+            "SELECT key, reply->>'id' FROM stored_replies \
+             WHERE method = 'orders.create' AND scope = '{actor}' AND reply IS NOT NULL"
         ),
     )
     .await;
@@ -120,7 +123,18 @@ pub async fn check_no_wrong_answer(
             panic!("key {key} has two orders: {other} and {id}");
         }
     }
-    assert!(!by_key.contains_key("<none>"), "an order without its key");
+    let mut orders = sql_strings(
+        &db,
+        &format!("SELECT id::text FROM orders WHERE user_id = '{actor}'"),
+    )
+    .await;
+    let mut stored: Vec<String> = by_key.values().cloned().collect();
+    orders.sort();
+    stored.sort();
+    assert_eq!(
+        orders, stored,
+        "every order is the stored reply of exactly one key (no key made two, none made one without its key)"
+    );
     for o in outcomes {
         for attempt in &o.attempts {
             match attempt {
