@@ -68,6 +68,7 @@ pub async fn start_seeded(
         }
         let app = Arc::new(handlers::App {
             db: parts.db.clone(),
+            reads: parts.reads.clone(),
             outbox: parts.outbox.clone(),
         });
         Ok(Wiring {

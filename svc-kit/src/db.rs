@@ -1,11 +1,14 @@
 //! Database connection and error classification.
 //!
 //! [`connect`] opens the pool every service uses and starts its [`watchdog`] (sqlx
-//! #4349, below); [`migrate`] runs a service's migrations once however many instances
+//! #4349, below); [`Reads`] runs single-statement reads on connections kept out of it; [`migrate`] runs a service's migrations once however many instances
 //! start together; [`is_transient`], [`rpc_error`] and [`handler_error`] map database
 //! failures to bus errors in one place.
 
+mod reads;
 mod watchdog;
+
+pub use reads::Reads;
 
 use proto_msgs::{HandlerError, RpcError};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
@@ -77,7 +80,8 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         // Only a connection idle for a while may have been dropped without our noticing
         // (HikariCP's `aliveBypassWindowMs` does the same, at 500 ms). sqlx also pings
         // every connection given back (one more round trip, off the caller's path),
-        // which upstream offers no way to skip; that ping is what the watchdog bounds.
+        // which upstream offers no way to skip; that ping is what the watchdog bounds,
+        // and what `Reads` (db/reads.rs) saves single-statement reads.
         .test_before_acquire_if_idle_for(config.ping_if_idle_for)
         .statement_timeout(config.statement_timeout)
         .sqlx_logging(false);

@@ -43,6 +43,9 @@ pub enum StartError {
 #[derive(Clone)]
 pub struct Parts {
     pub db: DatabaseConnection,
+    /// Where single-statement reads go: pooled connections kept between them, so that
+    /// they skip sqlx's ping on release ([`crate::db::Reads`]).
+    pub reads: crate::db::Reads,
     /// The service's one broker connection.
     pub bus: Bus,
     /// Wakes the outbox relay after a commit that wrote events.
@@ -177,6 +180,7 @@ impl Started {
 
         let parts = Parts {
             db: db.clone(),
+            reads: crate::db::Reads::for_pool(&db, &config.db),
             bus: bus.clone(),
             outbox,
             metrics: metrics.clone(),

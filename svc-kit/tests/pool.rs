@@ -7,7 +7,9 @@
 //! query, a COPY) is settled before the connection is used again; an abandoned
 //! statement doesn't outlive the statement timeout. And a connection whose network path
 //! goes silent (sqlx #4349: the ping on release waits forever) doesn't take the pool
-//! down for good: svc-kit's watchdog ends it.
+//! down for good: svc-kit's watchdog ends it. The same holds for `Reads`, the
+//! connections kept between reads to skip that ping (at the end), which besides keep
+//! no more than they may, so writes and other readers are never starved.
 //!
 //! Raw SQL throughout: these tests drive the server itself (`pg_sleep`,
 //! `pg_terminate_backend`, `pg_stat_activity`), which no entity describes.
@@ -15,7 +17,7 @@
 use proto_msgs::testing::TcpProxy;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use std::time::Duration;
-use svc_kit::db::{DbConfig, connect, is_transient};
+use svc_kit::db::{DbConfig, Reads, connect, is_transient};
 use svc_kit::testing::{TestDb, admin_url};
 
 const POOL: u32 = 3;
@@ -35,11 +37,11 @@ async fn pool_with(mut config: DbConfig) -> DatabaseConnection {
     db
 }
 
-async fn select_one(db: &DatabaseConnection) -> Result<(), DbErr> {
+async fn select_one(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
 }
 
-async fn select_sleep(db: &DatabaseConnection) -> Result<(), DbErr> {
+async fn select_sleep(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT pg_sleep(0.05)")
         .await
         .map(|_| ())
@@ -178,13 +180,17 @@ async fn a_transaction_dropped_without_commit_is_rolled_back_when_its_connection
 }
 
 async fn one_connection(test_db: &TestDb, statement_timeout: Duration) -> DatabaseConnection {
+    connections(test_db, 1, statement_timeout).await
+}
+
+async fn connections(test_db: &TestDb, n: u32, statement_timeout: Duration) -> DatabaseConnection {
     let mut config = DbConfig::new(test_db.url.clone());
-    config.max_connections = 1;
+    config.max_connections = n;
     config.statement_timeout = statement_timeout;
     connect(&config).await.expect("connect")
 }
 
-async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64, DbErr> {
+async fn scalar(db: &impl ConnectionTrait, sql: &str) -> Result<i64, DbErr> {
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -196,7 +202,7 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64, DbErr> {
 }
 
 /// Five queries, each of which must get its own answer.
-async fn answers_are_in_step(db: &DatabaseConnection) {
+async fn answers_are_in_step(db: &impl ConnectionTrait) {
     for i in 0..5_i64 {
         let n = scalar(db, &format!("SELECT {i}::bigint AS n"))
             .await
@@ -205,13 +211,13 @@ async fn answers_are_in_step(db: &DatabaseConnection) {
     }
 }
 
-async fn backend(db: &DatabaseConnection) -> i64 {
+async fn backend(db: &impl ConnectionTrait) -> i64 {
     scalar(db, "SELECT pg_backend_pid()::bigint AS n")
         .await
         .expect("pid")
 }
 
-async fn give_up_on(db: &DatabaseConnection, sql: &str) {
+async fn give_up_on(db: &impl ConnectionTrait, sql: &str) {
     let gave_up =
         tokio::time::timeout(Duration::from_millis(200), db.execute_unprepared(sql)).await;
     assert!(gave_up.is_err(), "{sql} outlived its caller");
@@ -295,21 +301,27 @@ fn server() -> String {
 }
 
 /// A pool of [`POOL`] connections through `proxy`, every one of them busy with queries
-/// whose callers give up after 300 ms (RPC deadlines), when the proxy freezes: each
-/// connection is then stuck in a query or in the ping sqlx sends on its release, and
-/// the callers all fail. Returns the pool once the proxy forwards new connections again
-/// (the frozen ones stay frozen), with the load still running until `stop`.
-async fn frozen_under_load(
+/// (on what `via` makes of the pool) whose callers give up after 300 ms (RPC deadlines),
+/// when the proxy freezes: each connection is then stuck in a query or in the ping sqlx
+/// sends on its release, and the callers all fail. Returns the pool and `via` once the
+/// proxy forwards new connections again (the frozen ones stay frozen), with the load
+/// still running until `stop`.
+async fn frozen_under_load<C>(
     test_db: &TestDb,
     proxy: &TcpProxy,
     dead_after: Duration,
     stop: &proto_msgs::CancellationToken,
-) -> DatabaseConnection {
+    via: impl FnOnce(&DatabaseConnection) -> C,
+) -> (DatabaseConnection, C)
+where
+    C: ConnectionTrait + Clone + Send + 'static,
+{
     let mut config = DbConfig::new(through(proxy, &test_db.url));
     config.acquire_timeout = Duration::from_secs(1);
     config.statement_timeout = Duration::from_secs(1);
     config.dead_after = dead_after;
-    let db = pool_with(config).await;
+    let pool = pool_with(config).await;
+    let db = via(&pool);
     let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     for _ in 0..(POOL * 2) {
         let (db, stop, served) = (db.clone(), stop.clone(), served.clone());
@@ -340,11 +352,11 @@ async fn frozen_under_load(
         "a query got through while every connection was frozen"
     );
     proxy.restore();
-    db
+    (pool, db)
 }
 
 /// Queries until one succeeds; returns how long that took, or `None` after `limit`.
-async fn serves_within(db: &DatabaseConnection, limit: Duration) -> Option<Duration> {
+async fn serves_within(db: &impl ConnectionTrait, limit: Duration) -> Option<Duration> {
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
         if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(500), select_one(db)).await {
@@ -361,7 +373,7 @@ async fn a_pool_whose_connections_went_silent_serves_again_once_the_server_is_re
     let proxy = TcpProxy::start(&server()).await;
     let dead_after = Duration::from_secs(2);
     let stop = proto_msgs::CancellationToken::new();
-    let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
+    let (db, _) = frozen_under_load(&test_db, &proxy, dead_after, &stop, Clone::clone).await;
     // Each frozen connection is given up `dead_after` after its last answer (about when
     // the proxy froze, 3 s ago), at the watchdog's next look (every `dead_after / 4`),
     // and replaced through the proxy, which forwards new connections again.
@@ -384,7 +396,7 @@ async fn a_pool_whose_connections_went_silent_still_closes() {
     let proxy = TcpProxy::start(&server()).await;
     let dead_after = Duration::from_secs(2);
     let stop = proto_msgs::CancellationToken::new();
-    let db = frozen_under_load(&test_db, &proxy, dead_after, &stop).await;
+    let (db, _) = frozen_under_load(&test_db, &proxy, dead_after, &stop, Clone::clone).await;
     stop.cancel();
     // Closing waits for every connection to come back, the frozen ones included (a
     // service's last step when it stops): they are given up `dead_after` after they
@@ -404,7 +416,14 @@ async fn sqlx_alone_leaves_a_pool_with_silent_connections_wedged() {
     let test_db = TestDb::new().await;
     let proxy = TcpProxy::start(&server()).await;
     let stop = proto_msgs::CancellationToken::new();
-    let db = frozen_under_load(&test_db, &proxy, Duration::from_secs(3600), &stop).await;
+    let (db, _) = frozen_under_load(
+        &test_db,
+        &proxy,
+        Duration::from_secs(3600),
+        &stop,
+        Clone::clone,
+    )
+    .await;
     assert_eq!(
         serves_within(&db, Duration::from_secs(4)).await,
         None,
@@ -412,4 +431,237 @@ async fn sqlx_alone_leaves_a_pool_with_silent_connections_wedged() {
     );
     stop.cancel();
     // Not closed: closing waits for every permit.
+}
+
+// `Reads`: pooled connections kept between single-statement reads, so that they skip
+// sqlx's ping on release. What holds for the pool above must hold for them too.
+
+/// Reads on `db` keeping up to `keep` connections, each for at most `idle_for` unused.
+fn reads(db: &DatabaseConnection, keep: usize, idle_for: Duration) -> Reads {
+    Reads::new(db, keep, idle_for)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_run_on_one_kept_connection_and_keep_at_most_what_they_may() {
+    let test_db = TestDb::new().await;
+    let db = pool(&test_db).await;
+    let mut config = DbConfig::new(test_db.url.clone());
+    config.max_connections = POOL;
+    // Kept however slow the machine.
+    config.ping_if_idle_for = Duration::from_secs(600);
+    let reads = Reads::for_pool(&db, &config);
+    let pid = backend(&reads).await;
+    assert_eq!(
+        reads.kept(),
+        1,
+        "the connection of a read that ended is kept"
+    );
+    for _ in 0..5 {
+        assert_eq!(backend(&reads).await, pid, "the next read reuses it");
+    }
+    // Three reads at once take three connections; half the pool (1 of 3) is kept.
+    let together = (0..POOL).map(|_| select_sleep(&reads));
+    for r in futures::future::join_all(together).await {
+        r.expect("concurrent read");
+    }
+    assert_eq!(reads.kept(), 1, "no more kept than half the pool");
+    // Readers that never pause hand the kept connection on among themselves, but
+    // writes and readers that found none kept still get the pool's others in turn.
+    let stop = proto_msgs::CancellationToken::new();
+    for _ in 0..(POOL * 2) {
+        let (reads, stop) = (reads.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let _ = select_one(&reads).await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..5 {
+        use sea_orm::TransactionTrait;
+        let write = async {
+            let txn = db.begin().await?;
+            txn.execute_unprepared("SELECT 1").await?;
+            txn.commit().await
+        };
+        tokio::time::timeout(Duration::from_secs(2), write)
+            .await
+            .unwrap_or_else(|_| panic!("transaction {i} waited for a connection"))
+            .expect("transaction beside busy reads");
+        tokio::time::timeout(Duration::from_secs(2), select_one(&reads))
+            .await
+            .unwrap_or_else(|_| panic!("read {i} waited for a connection"))
+            .expect("one more read");
+    }
+    stop.cancel();
+    answers_are_in_step(&reads).await;
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_connections_killed_by_the_server_fail_one_read_each_then_heal() {
+    let test_db = TestDb::new().await;
+    let mut config = DbConfig::new(test_db.url.clone());
+    config.ping_if_idle_for = Duration::from_secs(600);
+    let db = pool_with(config).await;
+    // As many kept as may be (one fewer than the pool's size; the last one is idle in
+    // the pool), and hot however slow the machine.
+    let reads = reads(&db, POOL as usize, Duration::from_secs(600));
+    let together = (0..POOL).map(|_| select_sleep(&reads));
+    for r in futures::future::join_all(together).await {
+        r.expect("warm-up read");
+    }
+    assert_eq!(reads.kept(), POOL as usize - 1);
+    assert_eq!(kill_connections(&test_db.name).await, u64::from(POOL));
+    let mut failures = Vec::new();
+    for _ in 0..(POOL * 2 + 2) {
+        if let Err(err) = select_one(&reads).await {
+            failures.push(err);
+        }
+    }
+    assert_eq!(
+        failures.len(),
+        POOL as usize,
+        "one failed read per dead connection: {failures:?}"
+    );
+    for err in &failures {
+        assert!(is_transient(err), "a dead connection is transient: {err}");
+    }
+    for i in 0..20 {
+        select_one(&reads)
+            .await
+            .unwrap_or_else(|e| panic!("read {i} after healing: {e}"));
+    }
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_connections_unused_for_a_while_go_back_to_the_pool_which_pings_them() {
+    let test_db = TestDb::new().await;
+    let db = pool(&test_db).await;
+    // The pool's own threshold (500 ms): past it, a connection is pinged before use.
+    let reads = reads(&db, POOL as usize, Duration::from_millis(500));
+    let together = (0..POOL).map(|_| select_sleep(&reads));
+    for r in futures::future::join_all(together).await {
+        r.expect("warm-up read");
+    }
+    assert!(kill_connections(&test_db.name).await >= 1);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for i in 0..(POOL * 2) {
+        select_one(&reads)
+            .await
+            .unwrap_or_else(|e| panic!("read {i} after the kept ones went stale: {e}"));
+    }
+    assert_eq!(
+        reads.kept(),
+        1,
+        "the stale ones went back; the one in use is kept"
+    );
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_that_fail_or_are_given_up_are_not_kept_and_leave_nothing_out_of_step() {
+    let test_db = TestDb::new().await;
+    // Two connections, one of them kept.
+    let db = connections(&test_db, 2, Duration::from_secs(10)).await;
+    let reads = reads(&db, 1, Duration::from_secs(600));
+    let pid = backend(&reads).await;
+    assert_eq!(reads.kept(), 1);
+    // A caller that gives up: its connection goes back to the pool, whose ping on
+    // release reads the answer it owes; then both connections answer in step.
+    give_up_on(&reads, "SELECT pg_sleep(0.6)").await;
+    assert_eq!(
+        reads.kept(),
+        0,
+        "an abandoned read's connection is not kept"
+    );
+    answers_are_in_step(&reads).await;
+    // Two at once, each long enough to need a connection of its own.
+    let slow_pid = "SELECT pg_backend_pid()::bigint AS n FROM pg_sleep(0.2)";
+    let both = futures::future::join(scalar(&reads, slow_pid), scalar(&reads, slow_pid)).await;
+    let both = (both.0.expect("pid"), both.1.expect("pid"));
+    assert!(
+        both.0 == pid || both.1 == pid,
+        "the abandoned one is back, settled"
+    );
+    answers_are_in_step(&reads).await;
+    give_up_on(&reads, "SELECT 1 / length(pg_sleep(0.6)::text) AS n").await;
+    answers_are_in_step(&reads).await;
+    // A read that fails: not kept either, and the next one answers.
+    let failed = scalar(&reads, "SELECT (1 / 0)::bigint AS n").await;
+    assert!(failed.is_err(), "division by zero fails");
+    assert_eq!(reads.kept(), 0, "a failed read's connection is not kept");
+    answers_are_in_step(&reads).await;
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_given_up_ends_at_the_statement_timeout_and_frees_its_connection() {
+    let test_db = TestDb::new().await;
+    let db = connections(&test_db, 2, Duration::from_secs(1)).await;
+    let reads = reads(&db, 1, Duration::from_secs(600));
+    select_one(&reads).await.expect("a read, kept");
+    give_up_on(&reads, "SELECT pg_sleep(30)").await;
+    // Two reads at once need both connections, the abandoned one too: the server
+    // cancels its statement after 1 s, which ends the ping on its release.
+    let both = futures::future::join(
+        scalar(&reads, "SELECT 7::bigint AS n, pg_sleep(0.2)"),
+        scalar(&reads, "SELECT 7::bigint AS n, pg_sleep(0.2)"),
+    );
+    let (a, b) = tokio::time::timeout(Duration::from_secs(5), both)
+        .await
+        .expect("the connection came back within the statement timeout");
+    assert_eq!((a.expect("read"), b.expect("read")), (7, 7));
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_with_kept_connections_still_closes() {
+    let test_db = TestDb::new().await;
+    let db = pool(&test_db).await;
+    let reads = reads(&db, POOL as usize, Duration::from_secs(600));
+    let together = (0..POOL).map(|_| select_sleep(&reads));
+    for r in futures::future::join_all(together).await {
+        r.expect("read");
+    }
+    assert_eq!(reads.kept(), POOL as usize - 1);
+    // A close waits for every connection: the kept ones are given back when it begins.
+    tokio::time::timeout(Duration::from_secs(5), db.close())
+        .await
+        .expect("the pool closes")
+        .expect("close");
+    let after = select_one(&reads)
+        .await
+        .expect_err("a read after the close");
+    assert!(
+        is_transient(&after),
+        "a closed pool is unavailable: {after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_whose_connections_went_silent_serve_again_once_the_server_is_reachable() {
+    let test_db = TestDb::new().await;
+    let proxy = TcpProxy::start(&server()).await;
+    let dead_after = Duration::from_secs(2);
+    let stop = proto_msgs::CancellationToken::new();
+    let (db, reads) = frozen_under_load(&test_db, &proxy, dead_after, &stop, |db| {
+        reads(db, POOL as usize, Duration::from_secs(600))
+    })
+    .await;
+    let took = serves_within(&reads, Duration::from_secs(8))
+        .await
+        .expect("reads serve again once the server is reachable");
+    assert!(took < Duration::from_secs(5), "served again after {took:?}");
+    stop.cancel();
+    for i in 0..20 {
+        select_one(&reads)
+            .await
+            .unwrap_or_else(|e| panic!("read {i} after recovering: {e}"));
+    }
+    tokio::time::timeout(Duration::from_secs(5), db.close())
+        .await
+        .expect("the pool closes")
+        .expect("close");
 }

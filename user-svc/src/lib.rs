@@ -104,6 +104,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             throttle.register_metrics(parts.metrics.registry())?;
             let state = Arc::new(AppState {
                 db: parts.db.clone(),
+                reads: parts.reads.clone(),
                 hasher,
                 throttle,
                 tokens,

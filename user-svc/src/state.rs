@@ -10,6 +10,8 @@ use svc_kit::outbox::OutboxSignal;
 #[derive(Debug)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Single-statement reads (svc-kit's `Reads`); transactions begin on `db`.
+    pub reads: svc_kit::db::Reads,
     pub hasher: Hasher,
     /// Per-account limits on password guesses.
     pub throttle: Throttle,

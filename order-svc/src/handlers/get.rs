@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub async fn handle(app: Arc<App>, ctx: RequestContext, req: GetOrderRequest) -> Result<Order> {
     let actor = ctx.require_actor()?;
     let id = req.id;
-    orders::find(&app.db, id)
+    orders::find(&app.reads, id)
         .await?
         .filter(|order| order.user_id == actor.id || actor.is_admin())
         .ok_or(Error::OrderNotFound(id))

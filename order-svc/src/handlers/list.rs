@@ -47,7 +47,8 @@ pub async fn handle(
     }
 
     // One row more than asked for tells whether another page exists.
-    let mut orders = orders::list(&app.db, owner, status, position, u64::from(limit) + 1).await?;
+    let mut orders =
+        orders::list(&app.reads, owner, status, position, u64::from(limit) + 1).await?;
     let has_more = orders.len() > limit as usize;
     orders.truncate(limit as usize);
     let next_cursor = match orders.last() {

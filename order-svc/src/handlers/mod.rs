@@ -22,6 +22,8 @@ pub mod update_status;
 #[derive(Debug, Clone)]
 pub struct App {
     pub db: DatabaseConnection,
+    /// Single-statement reads (svc-kit's `Reads`); transactions begin on `db`.
+    pub reads: svc_kit::db::Reads,
     /// Wakes the outbox relay after a commit that wrote an event.
     pub outbox: OutboxSignal,
 }

@@ -19,7 +19,7 @@ pub async fn handle(
     if actor.id != req.id && !actor.is_admin() {
         return Err(user_not_found());
     }
-    crate::profile::load(&state.db, req.id)
+    crate::profile::load(&state.reads, req.id)
         .await?
         .ok_or_else(user_not_found)
 }

@@ -15,7 +15,7 @@ pub async fn handle(
     _req: Empty,
 ) -> Result<UserProfile, Error> {
     let actor = ctx.require_actor()?;
-    crate::profile::load(&state.db, actor.id)
+    crate::profile::load(&state.reads, actor.id)
         .await?
         .ok_or_else(user_not_found)
 }

@@ -13,7 +13,7 @@ pub async fn handle(
     _ctx: RequestContext,
     req: GetProductRequest,
 ) -> Result<Product> {
-    products::find(&app.db, req.id)
+    products::find(&app.reads, req.id)
         .await?
         .ok_or(Error::ProductNotFound(req.id))
 }

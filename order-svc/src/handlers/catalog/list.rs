@@ -14,7 +14,7 @@ pub async fn handle(
     _ctx: RequestContext,
     req: ListProductsRequest,
 ) -> Result<ProductPage> {
-    let (products, total) = products::list(&app.db, &req).await?;
+    let (products, total) = products::list(&app.reads, &req).await?;
     Ok(ProductPage {
         products,
         total,
