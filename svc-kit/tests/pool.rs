@@ -29,12 +29,17 @@ async fn pool(test_db: &TestDb) -> DatabaseConnection {
 async fn pool_with(mut config: DbConfig) -> DatabaseConnection {
     config.max_connections = POOL;
     let db = connect(&config).await.expect("connect");
-    // Open all of them: three queries at once need three connections.
-    let warm = (0..POOL).map(|_| select_sleep(&db));
-    for r in futures::future::join_all(warm).await {
-        r.expect("warm-up query");
-    }
+    all_at_once(&db).await;
     db
+}
+
+/// [`POOL`] queries at once, long enough for each to need a connection of its own:
+/// every connection of the pool is open afterwards.
+async fn all_at_once(db: &impl ConnectionTrait) {
+    let together = (0..POOL).map(|_| select_sleep(db));
+    for r in futures::future::join_all(together).await {
+        r.expect("one of the queries at once");
+    }
 }
 
 async fn select_one(db: &impl ConnectionTrait) -> Result<(), DbErr> {
@@ -75,15 +80,20 @@ async fn a_hot_pool_whose_connections_were_killed_fails_transiently_then_heals()
     let db = pool_with(config).await;
     let killed = kill_connections(&test_db.name).await;
     assert_eq!(killed, u64::from(POOL), "the pool had its connections open");
+    fails_once_per_dead_connection_then_heals(&db).await;
+    let _ = db.close().await;
+}
 
+/// Each of the [`POOL`] dead connections fails its one query, is found broken on the
+/// way back to the pool and replaced: no second failure, and each failure is
+/// transient (`unavailable` to a caller).
+async fn fails_once_per_dead_connection_then_heals(db: &impl ConnectionTrait) {
     let mut failures = Vec::new();
     for _ in 0..(POOL * 2 + 2) {
-        if let Err(err) = select_one(&db).await {
+        if let Err(err) = select_one(db).await {
             failures.push(err);
         }
     }
-    // Each dead connection fails its one query, is found broken on the way back to the
-    // pool and replaced: no second failure.
     assert_eq!(
         failures.len(),
         POOL as usize,
@@ -96,11 +106,10 @@ async fn a_hot_pool_whose_connections_were_killed_fails_transiently_then_heals()
         );
     }
     for i in 0..20 {
-        select_one(&db)
+        select_one(db)
             .await
-            .unwrap_or_else(|e| panic!("query {i} after the pool healed: {e}"));
+            .unwrap_or_else(|e| panic!("query {i} after healing: {e}"));
     }
-    let _ = db.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,10 +469,7 @@ async fn reads_run_on_one_kept_connection_and_keep_at_most_what_they_may() {
         assert_eq!(backend(&reads).await, pid, "the next read reuses it");
     }
     // Three reads at once take three connections; half the pool (1 of 3) is kept.
-    let together = (0..POOL).map(|_| select_sleep(&reads));
-    for r in futures::future::join_all(together).await {
-        r.expect("concurrent read");
-    }
+    all_at_once(&reads).await;
     assert_eq!(reads.kept(), 1, "no more kept than half the pool");
     // Readers that never pause hand the kept connection on among themselves, but
     // writes and readers that found none kept still get the pool's others in turn.
@@ -507,31 +513,10 @@ async fn kept_connections_killed_by_the_server_fail_one_read_each_then_heal() {
     // As many kept as may be (one fewer than the pool's size; the last one is idle in
     // the pool), and hot however slow the machine.
     let reads = reads(&db, POOL as usize, Duration::from_secs(600));
-    let together = (0..POOL).map(|_| select_sleep(&reads));
-    for r in futures::future::join_all(together).await {
-        r.expect("warm-up read");
-    }
+    all_at_once(&reads).await;
     assert_eq!(reads.kept(), POOL as usize - 1);
     assert_eq!(kill_connections(&test_db.name).await, u64::from(POOL));
-    let mut failures = Vec::new();
-    for _ in 0..(POOL * 2 + 2) {
-        if let Err(err) = select_one(&reads).await {
-            failures.push(err);
-        }
-    }
-    assert_eq!(
-        failures.len(),
-        POOL as usize,
-        "one failed read per dead connection: {failures:?}"
-    );
-    for err in &failures {
-        assert!(is_transient(err), "a dead connection is transient: {err}");
-    }
-    for i in 0..20 {
-        select_one(&reads)
-            .await
-            .unwrap_or_else(|e| panic!("read {i} after healing: {e}"));
-    }
+    fails_once_per_dead_connection_then_heals(&reads).await;
     let _ = db.close().await;
 }
 
@@ -541,10 +526,7 @@ async fn kept_connections_unused_for_a_while_go_back_to_the_pool_which_pings_the
     let db = pool(&test_db).await;
     // The pool's own threshold (500 ms): past it, a connection is pinged before use.
     let reads = reads(&db, POOL as usize, Duration::from_millis(500));
-    let together = (0..POOL).map(|_| select_sleep(&reads));
-    for r in futures::future::join_all(together).await {
-        r.expect("warm-up read");
-    }
+    all_at_once(&reads).await;
     assert!(kill_connections(&test_db.name).await >= 1);
     tokio::time::sleep(Duration::from_millis(800)).await;
     for i in 0..(POOL * 2) {
@@ -569,7 +551,7 @@ async fn reads_that_fail_or_are_given_up_are_not_kept_and_leave_nothing_out_of_s
     let pid = backend(&reads).await;
     assert_eq!(reads.kept(), 1);
     // A caller that gives up: its connection goes back to the pool, whose ping on
-    // release reads the answer it owes; then both connections answer in step.
+    // release reads the answer it owes; the next reads get the other one, in step.
     give_up_on(&reads, "SELECT pg_sleep(0.6)").await;
     assert_eq!(
         reads.kept(),
@@ -577,12 +559,11 @@ async fn reads_that_fail_or_are_given_up_are_not_kept_and_leave_nothing_out_of_s
         "an abandoned read's connection is not kept"
     );
     answers_are_in_step(&reads).await;
-    // Two at once, each long enough to need a connection of its own.
-    let slow_pid = "SELECT pg_backend_pid()::bigint AS n FROM pg_sleep(0.2)";
-    let both = futures::future::join(scalar(&reads, slow_pid), scalar(&reads, slow_pid)).await;
-    let both = (both.0.expect("pid"), both.1.expect("pid"));
-    assert!(
-        both.0 == pid || both.1 == pid,
+    // The pool's one connection not in circulation is the abandoned one, back and
+    // settled.
+    assert_eq!(
+        backend(&db).await,
+        pid,
         "the abandoned one is back, settled"
     );
     answers_are_in_step(&reads).await;
@@ -621,10 +602,7 @@ async fn a_pool_with_kept_connections_still_closes() {
     let test_db = TestDb::new().await;
     let db = pool(&test_db).await;
     let reads = reads(&db, POOL as usize, Duration::from_secs(600));
-    let together = (0..POOL).map(|_| select_sleep(&reads));
-    for r in futures::future::join_all(together).await {
-        r.expect("read");
-    }
+    all_at_once(&reads).await;
     assert_eq!(reads.kept(), POOL as usize - 1);
     // A close waits for every connection: the kept ones are given back when it begins.
     tokio::time::timeout(Duration::from_secs(5), db.close())
@@ -664,4 +642,60 @@ async fn reads_whose_connections_went_silent_serve_again_once_the_server_is_reac
         .await
         .expect("the pool closes")
         .expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_reads_stop_the_pool_has_all_its_connections_again() {
+    use sea_orm::TransactionTrait;
+    let test_db = TestDb::new().await;
+    let db = pool(&test_db).await;
+    let reads = reads(&db, POOL as usize, Duration::from_millis(300));
+    all_at_once(&reads).await;
+    assert_eq!(reads.kept(), POOL as usize - 1);
+    // No read after these: the kept ones go back by themselves.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(reads.kept(), 0, "kept connections outlived the reads");
+    // Every connection at once, for transactions (they would wait out the acquire
+    // timeout, 3 s, if two were still kept).
+    let writes = (0..POOL).map(|_| async {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SELECT pg_sleep(0.1)").await?;
+        txn.commit().await
+    });
+    let all = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(writes))
+        .await
+        .expect("every connection was free for the transactions");
+    for r in all {
+        r.expect("transaction");
+    }
+    let _ = db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waiting_for_the_pool_takes_a_connection_put_back_meanwhile() {
+    use sea_orm::TransactionTrait;
+    let test_db = TestDb::new().await;
+    let db = connections(&test_db, 2, Duration::from_secs(10)).await;
+    let reads = reads(&db, 1, Duration::from_secs(600));
+    select_one(&reads).await.expect("a read, kept");
+    // The pool's other connection is busy with a transaction for a while.
+    let txn = db.begin().await.expect("begin");
+    let first = {
+        let reads = reads.clone();
+        tokio::spawn(
+            async move { scalar(&reads, "SELECT 1::bigint AS n FROM pg_sleep(0.3)").await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // None kept now, none in the pool: this one waits, and gets the kept connection
+    // when the first read puts it back, not the pool's when the transaction ends.
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(2), select_one(&reads))
+        .await
+        .expect("the waiting read took the connection put back")
+        .expect("read");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(first.await.expect("first read").expect("first read"), 1);
+    txn.commit().await.expect("commit");
+    let _ = db.close().await;
 }

@@ -10,21 +10,27 @@
 //! in step with the server, so it needs no such ping; it goes back to the pool (ping
 //! and all) only when it is not wanted here any more.
 //!
-//! The rules, those of the pool's own reuse:
+//! The rules:
 //! - only a connection whose statement ran to its end, successfully, is kept; one whose
 //!   query failed, or was abandoned (its future dropped mid-way), goes back to the pool,
 //!   which pings it, and closes it if it is broken;
-//! - a kept connection unused for longer than the pool's `ping_if_idle_for` goes back to
-//!   the pool, which pings it before the next use, as it would have; so at most a few
-//!   connections are kept while reads are frequent, and none once they stop;
-//! - at most `keep` connections are kept, fewer than the pool's size: a kept connection
-//!   goes from one read to the next without passing through the pool, whose waiters
-//!   are served in turn only by the connections given back to it, so writes
-//!   (transactions, the outbox relay) and reads that found none kept always have some;
+//! - at most `keep` connections are in circulation (kept, or running a read that took
+//!   one from here), fewer than the pool's size; the others go back to the pool after
+//!   each use and serve its waiters in turn, so writes (transactions, the outbox relay)
+//!   always have `size - keep` connections to share;
+//! - a read that finds none kept waits for whichever comes first: a connection from the
+//!   pool, or one put back here;
+//! - a kept connection unused for `idle_for` (the pool's `ping_if_idle_for`) goes back
+//!   to the pool, which pings it before its next use as it would have, whether or not
+//!   reads go on (a background task looks every `idle_for`): once reads stop, the pool
+//!   has all its connections again;
+//! - one that has been in circulation for the pool's `max_lifetime` goes back too, so
+//!   the pool still recycles it;
 //! - when the pool closes, every kept connection goes back to it (a close waits for
 //!   them).
 
 use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::{self, PgPool, Postgres};
 use sea_orm::{
     ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
@@ -35,6 +41,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// A [`ConnectionTrait`] for reads (and single-statement writes outside a
 /// transaction); transactions still begin on the [`DatabaseConnection`].
@@ -48,16 +55,22 @@ struct Shared {
     /// Kept connections waiting for the next read, the most recently used last.
     idle: Mutex<VecDeque<Kept>>,
     /// Connections in circulation: idle here, or running a read that took one from
-    /// here. At most `keep`; the pool's other connections go back to it after each use
-    /// and serve its waiters in turn.
+    /// here (or was admitted into it). At most `keep`.
     circulating: AtomicUsize,
+    /// Told when a connection is put back, for reads waiting on the pool.
+    put_back: Notify,
     keep: usize,
     idle_for: Duration,
+    /// The pool's `max_lifetime`: how long a connection may stay in circulation.
+    lifetime: Option<Duration>,
 }
 
 struct Kept {
     conn: PoolConnection<Postgres>,
+    /// When it was last put back.
     since: Instant,
+    /// When it entered the circulation.
+    admitted: Instant,
 }
 
 /// A connection taken for one statement; `seat` when it is in circulation.
@@ -66,13 +79,17 @@ struct Taken<'a> {
     seat: Option<Seat<'a>>,
 }
 
-/// One place in the circulation, freed when dropped: a read that fails or is
-/// abandoned gives its connection back to the pool, and its place with it.
-struct Seat<'a>(&'a Shared);
+/// One place in the circulation, held by a connection that entered it at `admitted`;
+/// freed when dropped: a read that fails or is abandoned gives its connection back to
+/// the pool, and its place with it.
+struct Seat<'a> {
+    shared: &'a Shared,
+    admitted: Instant,
+}
 
 impl Drop for Seat<'_> {
     fn drop(&mut self) {
-        self.0.circulating.fetch_sub(1, Ordering::AcqRel);
+        self.shared.circulating.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -87,28 +104,27 @@ impl std::fmt::Debug for Reads {
 
 impl Reads {
     /// Reads on `db`'s pool, keeping up to `keep` connections in circulation (at most
-    /// one fewer than the pool's size), each for at most `idle_for` unused. Must be
-    /// called within the tokio runtime.
+    /// one fewer than the pool's size), each for at most `idle_for` unused. `idle_for`
+    /// should be shorter than the watchdog's `dead_after` ([`Reads::for_pool`] sees to
+    /// it). Must be called within the tokio runtime.
     pub fn new(db: &DatabaseConnection, keep: usize, idle_for: Duration) -> Reads {
         let pool = db.get_postgres_connection_pool().clone();
         let size = usize::try_from(pool.options().get_max_connections()).unwrap_or(usize::MAX);
         let keep = keep.min(size.saturating_sub(1));
+        let lifetime = pool.options().get_max_lifetime();
+        // Taken before the task, which holds no pool of its own: a pool dropped without
+        // being closed is dropped.
+        let closed = pool.close_event();
         let shared = Arc::new(Shared {
-            pool: pool.clone(),
+            pool,
             idle: Mutex::new(VecDeque::with_capacity(keep)),
             circulating: AtomicUsize::new(0),
+            put_back: Notify::new(),
             keep,
             idle_for,
+            lifetime,
         });
-        let weak: Weak<Shared> = Arc::downgrade(&shared);
-        tokio::spawn(async move {
-            pool.close_event().await;
-            if let Some(shared) = weak.upgrade() {
-                let all = std::mem::take(&mut *shared.lock());
-                shared.circulating.fetch_sub(all.len(), Ordering::AcqRel);
-                drop(all);
-            }
-        });
+        tokio::spawn(sweep(Arc::downgrade(&shared), closed));
         Reads { shared }
     }
 
@@ -117,7 +133,7 @@ impl Reads {
     /// ping.
     pub fn for_pool(db: &DatabaseConnection, config: &super::DbConfig) -> Reads {
         let keep = usize::try_from(config.max_connections / 2).unwrap_or(usize::MAX);
-        Reads::new(db, keep, config.ping_if_idle_for)
+        Reads::new(db, keep, config.ping_if_idle_for.min(config.dead_after / 2))
     }
 
     /// Connections kept idle right now (for tests).
@@ -125,59 +141,79 @@ impl Reads {
         self.shared.lock().len()
     }
 
-    /// The most recently used kept connection, else one from the pool.
+    /// The most recently used kept connection; else whichever comes first, one from
+    /// the pool or one put back here.
     async fn take(&self) -> Result<Taken<'_>, DbErr> {
-        let (fresh, stale) = {
-            let mut idle = self.shared.lock();
-            let stale = self.shared.expire(&mut idle);
-            (idle.pop_back(), stale)
-        };
-        // Back to the pool outside the lock (each drop spawns the pool's return task).
-        drop(stale);
-        match fresh {
-            Some(kept) => Ok(Taken {
-                conn: kept.conn,
-                seat: Some(Seat(&self.shared)),
-            }),
-            None => {
-                let conn = self.shared.pool.acquire().await.map_err(acquire_err)?;
-                Ok(Taken { conn, seat: None })
+        if let Some(taken) = self.shared.pop() {
+            return Ok(taken);
+        }
+        let acquire = self.shared.pool.acquire();
+        tokio::pin!(acquire);
+        loop {
+            // Listening before looking, so a put in between is not missed.
+            let put_back = self.shared.put_back.notified();
+            tokio::pin!(put_back);
+            put_back.as_mut().enable();
+            if let Some(taken) = self.shared.pop() {
+                return Ok(taken);
+            }
+            tokio::select! {
+                acquired = &mut acquire => {
+                    let conn = acquired.map_err(acquire_err)?;
+                    return Ok(Taken { conn, seat: None });
+                }
+                () = &mut put_back => {}
             }
         }
     }
 
     /// Keeps the connection of a statement that ran to its end: one in circulation
-    /// always, one from the pool if there is a free place, else it goes back.
+    /// unless its lifetime is up, one from the pool if there is a free place; else it
+    /// goes back to the pool.
     fn put(&self, taken: Taken<'_>) {
         let Taken { conn, seat } = taken;
-        if self.shared.pool.is_closed() {
-            return;
-        }
+        let shared = &*self.shared;
         let seat = seat.or_else(|| {
-            let shared = &*self.shared;
             shared
                 .circulating
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                     (n < shared.keep).then_some(n + 1)
                 })
                 .ok()
-                .map(|_| Seat(shared))
+                .map(|_| Seat {
+                    shared,
+                    admitted: Instant::now(),
+                })
         });
         let Some(seat) = seat else {
             return;
         };
+        if shared
+            .lifetime
+            .is_some_and(|lifetime| seat.admitted.elapsed() >= lifetime)
+        {
+            return;
+        }
         let stale = {
-            let mut idle = self.shared.lock();
-            let stale = self.shared.expire(&mut idle);
+            let mut idle = shared.lock();
+            // Under the lock: the close empties the set under it too, so a connection
+            // put after that would be left behind and the close would wait for it.
+            if shared.pool.is_closed() {
+                drop(idle);
+                return;
+            }
+            let stale = shared.expire(&mut idle);
             idle.push_back(Kept {
                 conn,
                 since: Instant::now(),
+                admitted: seat.admitted,
             });
             stale
         };
         // Its place now belongs to the kept connection (freed again by `expire` or
-        // the pool's close).
+        // the close).
         std::mem::forget(seat);
+        shared.put_back.notify_one();
         drop(stale);
     }
 
@@ -185,17 +221,11 @@ impl Reads {
     /// statement that succeeded is kept. `make` says how sea-orm reports its failure.
     async fn with<T>(
         &self,
-        stmt: &Statement,
         make: fn(RuntimeErr) -> DbErr,
-        run: impl AsyncFnOnce(
-            &mut PoolConnection<Postgres>,
-            sqlx::query::Query<'_, Postgres, SqlxValues>,
-        ) -> Result<T, sqlx::Error>,
+        run: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbErr> {
         let mut taken = self.take().await?;
-        let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
-        let query = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
-        match run(&mut taken.conn, query).await {
+        match run(&mut taken.conn).await {
             Ok(done) => {
                 self.put(taken);
                 Ok(done)
@@ -205,14 +235,58 @@ impl Reads {
     }
 }
 
+/// Gives back the kept connections unused for `idle_for`, every `idle_for`, and all
+/// of them once the pool closes; ends then, or when the [`Reads`] are gone.
+async fn sweep(shared: Weak<Shared>, closed: sqlx::pool::CloseEvent) {
+    let Some(every) = shared.upgrade().map(|s| s.idle_for) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            () = &mut closed => break,
+            _ = tick.tick() => {
+                let Some(shared) = shared.upgrade() else { return };
+                let stale = shared.expire(&mut shared.lock());
+                drop(stale);
+            }
+        }
+    }
+    if let Some(shared) = shared.upgrade() {
+        let all = std::mem::take(&mut *shared.lock());
+        shared.circulating.fetch_sub(all.len(), Ordering::AcqRel);
+        drop(all);
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, VecDeque<Kept>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes out the connections unused for longer than `idle_for` (the oldest are at
-    /// the front) and frees their places, for the caller to give them back to the
-    /// pool once the lock is released.
+    /// The most recently used kept connection, if any (the stale ones go back).
+    fn pop(&self) -> Option<Taken<'_>> {
+        let (fresh, stale) = {
+            let mut idle = self.lock();
+            let stale = self.expire(&mut idle);
+            (idle.pop_back(), stale)
+        };
+        // Back to the pool outside the lock (each drop spawns the pool's return task).
+        drop(stale);
+        fresh.map(|kept| Taken {
+            conn: kept.conn,
+            seat: Some(Seat {
+                shared: self,
+                admitted: kept.admitted,
+            }),
+        })
+    }
+
+    /// Takes out the connections unused for `idle_for` (the oldest are at the front)
+    /// and frees their places, for the caller to give them back to the pool once the
+    /// lock is released.
     fn expire(&self, idle: &mut VecDeque<Kept>) -> Vec<Kept> {
         let mut stale = Vec::new();
         while idle
@@ -235,6 +309,12 @@ fn acquire_err(err: sqlx::Error) -> DbErr {
     }
 }
 
+/// sea-orm's statement as sqlx's query, its values bound the way sea-orm binds them.
+fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
 #[async_trait::async_trait]
 impl ConnectionTrait for Reads {
     fn get_database_backend(&self) -> DbBackend {
@@ -242,35 +322,30 @@ impl ConnectionTrait for Reads {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.with(&stmt, DbErr::Exec, async |conn, query| {
-            query.execute(&mut **conn).await
-        })
-        .await
-        .map(ExecResult::from)
+        self.with(DbErr::Exec, async |conn| query(&stmt).execute(conn).await)
+            .await
+            .map(ExecResult::from)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let stmt = Statement::from_string(DbBackend::Postgres, sql);
-        self.with(&stmt, DbErr::Exec, async |conn, _| {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut **conn)
-                .await
+        self.with(DbErr::Exec, async |conn| {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await
         })
         .await
         .map(ExecResult::from)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.with(&stmt, DbErr::Query, async |conn, query| {
-            query.fetch_optional(&mut **conn).await
+        self.with(DbErr::Query, async |conn| {
+            query(&stmt).fetch_optional(conn).await
         })
         .await
         .map(|row| row.map(QueryResult::from))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.with(&stmt, DbErr::Query, async |conn, query| {
-            query.fetch_all(&mut **conn).await
+        self.with(DbErr::Query, async |conn| {
+            query(&stmt).fetch_all(conn).await
         })
         .await
         .map(|rows| rows.into_iter().map(QueryResult::from).collect())
