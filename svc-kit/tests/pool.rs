@@ -672,11 +672,11 @@ async fn once_reads_stop_the_pool_has_all_its_connections_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_waiting_for_the_pool_takes_a_connection_put_back_meanwhile() {
+async fn a_read_waiting_for_the_pool_gets_the_kept_connection_once_it_idles() {
     use sea_orm::TransactionTrait;
     let test_db = TestDb::new().await;
     let db = connections(&test_db, 2, Duration::from_secs(10)).await;
-    let reads = reads(&db, 1, Duration::from_secs(600));
+    let reads = reads(&db, 1, Duration::from_millis(300));
     select_one(&reads).await.expect("a read, kept");
     // The pool's other connection is busy with a transaction for a while.
     let txn = db.begin().await.expect("begin");
@@ -687,8 +687,9 @@ async fn a_read_waiting_for_the_pool_takes_a_connection_put_back_meanwhile() {
         )
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    // None kept now, none in the pool: this one waits, and gets the kept connection
-    // when the first read puts it back, not the pool's when the transaction ends.
+    // None kept now, none in the pool: this one waits for the pool, and gets the
+    // connection the first read puts back once it has idled there for 300 ms and gone
+    // back to the pool, long before the transaction ends.
     let started = std::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(2), select_one(&reads))
         .await

@@ -18,8 +18,7 @@
 //!   one from here), fewer than the pool's size; the others go back to the pool after
 //!   each use and serve its waiters in turn, so writes (transactions, the outbox relay)
 //!   always have `size - keep` connections to share;
-//! - a read that finds none kept waits for whichever comes first: a connection from the
-//!   pool, or one put back here;
+//! - a read that finds none kept waits for the pool like any other caller;
 //! - a kept connection unused for `idle_for` (the pool's `ping_if_idle_for`) goes back
 //!   to the pool, which pings it before its next use as it would have, whether or not
 //!   reads go on (a background task looks every `idle_for`): once reads stop, the pool
@@ -41,7 +40,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// A [`ConnectionTrait`] for reads (and single-statement writes outside a
 /// transaction); transactions still begin on the [`DatabaseConnection`].
@@ -57,8 +55,6 @@ struct Shared {
     /// Connections in circulation: idle here, or running a read that took one from
     /// here (or was admitted into it). At most `keep`.
     circulating: AtomicUsize,
-    /// Told when a connection is put back, for reads waiting on the pool.
-    put_back: Notify,
     keep: usize,
     idle_for: Duration,
     /// The pool's `max_lifetime`: how long a connection may stay in circulation.
@@ -119,7 +115,6 @@ impl Reads {
             pool,
             idle: Mutex::new(VecDeque::with_capacity(keep)),
             circulating: AtomicUsize::new(0),
-            put_back: Notify::new(),
             keep,
             idle_for,
             lifetime,
@@ -141,30 +136,20 @@ impl Reads {
         self.shared.lock().len()
     }
 
-    /// The most recently used kept connection; else whichever comes first, one from
-    /// the pool or one put back here.
+    /// The most recently used kept connection, else one from the pool.
+    ///
+    /// Not a race between the pool and a connection put back here: a pending
+    /// `acquire` dropped once it has a connection in hand (pinging it, or opening one)
+    /// makes the pool close that connection and open another, which under load turned
+    /// into hundreds of new server processes a second. A read waiting for the pool
+    /// gets a kept connection through the pool instead, once the sweep gives it back
+    /// (within about twice `idle_for`, well inside the acquire timeout).
     async fn take(&self) -> Result<Taken<'_>, DbErr> {
         if let Some(taken) = self.shared.pop() {
             return Ok(taken);
         }
-        let acquire = self.shared.pool.acquire();
-        tokio::pin!(acquire);
-        loop {
-            // Listening before looking, so a put in between is not missed.
-            let put_back = self.shared.put_back.notified();
-            tokio::pin!(put_back);
-            put_back.as_mut().enable();
-            if let Some(taken) = self.shared.pop() {
-                return Ok(taken);
-            }
-            tokio::select! {
-                acquired = &mut acquire => {
-                    let conn = acquired.map_err(acquire_err)?;
-                    return Ok(Taken { conn, seat: None });
-                }
-                () = &mut put_back => {}
-            }
-        }
+        let conn = self.shared.pool.acquire().await.map_err(acquire_err)?;
+        Ok(Taken { conn, seat: None })
     }
 
     /// Keeps the connection of a statement that ran to its end: one in circulation
@@ -213,7 +198,6 @@ impl Reads {
         // Its place now belongs to the kept connection (freed again by `expire` or
         // the close).
         std::mem::forget(seat);
-        shared.put_back.notify_one();
         drop(stale);
     }
 
