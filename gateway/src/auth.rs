@@ -53,6 +53,18 @@ pub enum AuthError {
     KeysUnavailable,
 }
 
+impl AuthError {
+    /// The `reason` label of the `auth_refused_total` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Invalid(_) => "invalid",
+            AuthError::Revoked => "revoked",
+            AuthError::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match &err {

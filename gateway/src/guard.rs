@@ -82,6 +82,7 @@ pub async fn guard(
                     state.limits.check_user(actor.id)
                 }
                 Err(err) => {
+                    state.metrics.auth_refused(err.reason());
                     if let Some(d) = state.limits.check_ip(Policy::Anon, ip)
                         && d.limited()
                     {

@@ -24,6 +24,7 @@ pub struct GatewayMetrics {
     rpc_duration: HistogramVec,
     rpc_rejected: IntCounterVec,
     rate_limited: IntCounterVec,
+    auth_refused: IntCounterVec,
     pub in_flight: IntGauge,
 }
 
@@ -68,12 +69,20 @@ impl GatewayMetrics {
             Opts::new("rate_limited_total", "Requests refused with 429, by policy"),
             &["policy"],
         )?;
+        let auth_refused = IntCounterVec::new(
+            Opts::new(
+                "auth_refused_total",
+                "Requests to protected routes refused before any call, by reason (missing, invalid, revoked, keys_unavailable)",
+            ),
+            &["reason"],
+        )?;
         let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being handled")?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(rpc_duration.clone()))?;
         registry.register(Box::new(rpc_rejected.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(auth_refused.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -86,6 +95,7 @@ impl GatewayMetrics {
             rpc_duration,
             rpc_rejected,
             rate_limited,
+            auth_refused,
             in_flight,
         }))
     }
@@ -101,6 +111,13 @@ impl GatewayMetrics {
 
     pub fn rate_limited(&self, policy: &str) {
         self.rate_limited.with_label_values(&[policy]).inc();
+    }
+
+    /// A protected route refused for its token (`reason`: [`AuthError::reason`]).
+    ///
+    /// [`AuthError::reason`]: crate::auth::AuthError::reason
+    pub fn auth_refused(&self, reason: &str) {
+        self.auth_refused.with_label_values(&[reason]).inc();
     }
 
     /// Prometheus text exposition.

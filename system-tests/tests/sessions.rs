@@ -5,7 +5,7 @@
 //! forged and expired tokens are refused.
 
 use gateway::Config;
-use gateway::testing::{Gw, error_code, json_of};
+use gateway::testing::{Gw, error_code, json_of, sample};
 use proto_msgs::Role;
 use proto_msgs::testing::TestBus;
 use proto_msgs::testing::TestKey;
@@ -212,6 +212,19 @@ async fn logout_and_logout_all_take_effect_at_the_gateway() {
         "{body}"
     );
     refused_within_bound(&sys.gw, &one.access, revoked_at, "logout").await;
+    let metrics = sys
+        .gw
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(&metrics, &["auth_refused_total", "reason=\"revoked\""]).unwrap_or(0.0) >= 1.0,
+        "a token refused as revoked is counted: {metrics}"
+    );
     assert_eq!(sys.refresh(&one).await.0, 401, "its refresh token is dead");
     // The other sessions go on.
     assert_eq!(System::me(&sys.gw, &two.access).await.0, 200);

@@ -110,6 +110,44 @@ async fn metrics_count_requests_and_services_are_exposed() {
     );
     assert!(sample(&after, &["http_requests_in_flight", "service=\"gateway\""]).is_some());
 
+    // Tokens refused before any call are counted by reason.
+    let refused = |text: &str, reason: &str| {
+        sample(
+            text,
+            &["auth_refused_total", &format!("reason=\"{reason}\"")],
+        )
+        .unwrap_or(0.0)
+    };
+    let path = format!("/orders/{order}");
+    assert_eq!(gw.get(&path).send().await.unwrap().status(), 401);
+    for _ in 0..2 {
+        let res = gw
+            .get(&path)
+            .bearer_auth("not.a.token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let text = gw
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(&text, "missing") - refused(&after, "missing"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        refused(&text, "invalid") - refused(&after, "invalid"),
+        2.0,
+        "{text}"
+    );
+
     for (path, series) in [
         ("/metrics/users", "stub_users_up"),
         ("/metrics/orders", "stub_orders_up"),
