@@ -46,47 +46,39 @@ pub const IDENTITY: Identity = Identity {
     process: events::SOURCE,
 };
 
-/// Connects, migrates, starts outbox relay, event consumer and RPC server (svc-kit's
-/// skeleton), and returns once requests are being consumed.
+/// Connects, migrates, loads the catalog seed (missing SKUs only), starts outbox relay,
+/// event consumer and RPC server (svc-kit's skeleton), and returns once requests are
+/// being consumed.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
-    start_seeded(config, Vec::new(), shutdown).await
-}
-
-/// [`start`], loading `seed` into the catalog (missing SKUs only) before requests are
-/// taken.
-pub async fn start_seeded(
-    config: Config,
-    seed: Vec<proto_msgs::catalog::CreateProductRequest>,
-    shutdown: CancellationToken,
-) -> Result<Running, StartError> {
-    svc_kit::service::start::<Migrator, _, _>(IDENTITY, config, shutdown, |parts| async move {
-        let added = seed::load(&parts.db, &seed)
-            .await
-            .map_err(|e| StartError::Service(format!("catalog seed: {e}")))?;
-        if !seed.is_empty() {
-            tracing::info!(added, of = seed.len(), "catalog seed loaded");
-        }
-        let app = Arc::new(handlers::App {
-            db: parts.db.clone(),
-            reads: parts.reads.clone(),
-            outbox: parts.outbox.clone(),
-        });
-        Ok(Wiring {
-            server: handlers::server(&parts.bus, app),
-            consumer: Some(events::consumer(&parts.bus, parts.db)),
-            prune: None,
-        })
-    })
+    let seed = config.catalog_seed;
+    svc_kit::service::start::<Migrator, _, _>(
+        IDENTITY,
+        config.service,
+        shutdown,
+        |parts| async move {
+            let added = seed::load(&parts.db, &seed)
+                .await
+                .map_err(|e| StartError::Service(format!("catalog seed: {e}")))?;
+            if !seed.is_empty() {
+                tracing::info!(added, of = seed.len(), "catalog seed loaded");
+            }
+            let app = Arc::new(handlers::App {
+                db: parts.db.clone(),
+                reads: parts.reads.clone(),
+                outbox: parts.outbox.clone(),
+            });
+            Ok(Wiring {
+                server: handlers::server(&parts.bus, app),
+                consumer: Some(events::consumer(&parts.bus, parts.db)),
+                prune: None,
+            })
+        },
+    )
     .await
 }
 
-/// [`start`] with the demo catalog of `CATALOG_SEED` (a JSON file, when set), then wait
-/// until `shutdown` has stopped everything: what `main` calls.
+/// [`start`], then wait until `shutdown` has stopped everything: what `main` calls.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    let seed = match proc_kit::Vars::from_env().get("CATALOG_SEED") {
-        Some(path) => seed::read(std::path::Path::new(&path)).map_err(StartError::Service)?,
-        None => Vec::new(),
-    };
-    start_seeded(config, seed, shutdown).await?.stopped().await;
+    start(config, shutdown).await?.stopped().await;
     Ok(())
 }

@@ -9,19 +9,12 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
 use std::path::Path;
 
-/// Reads and checks the seed file (every product as `catalog.create` would).
+/// Reads and checks the seed file (every product as `catalog.create` would); the
+/// error says what is wrong (the file, or a product's field by its path).
 pub fn read(path: &Path) -> Result<Vec<CreateProductRequest>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("CATALOG_SEED {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let mut de = serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        format!(
-            "CATALOG_SEED {}: {}: {}",
-            path.display(),
-            e.path(),
-            e.inner()
-        )
-    })
+    serde_path_to_error::deserialize(&mut de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
 /// Inserts the products whose SKU is not in the catalog yet; returns how many.

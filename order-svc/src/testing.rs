@@ -29,9 +29,10 @@ pub async fn spawn_with_demo_catalog(
 ) -> TestService<Config> {
     let db = TestDb::new().await;
     let mut config = Config::for_tests(bus.config(), &db.url);
+    config.catalog_seed = demo_catalog();
     adjust(&mut config);
     TestService::start(config, db, |config, stop| {
-        Box::pin(crate::start_seeded(config, demo_catalog(), stop))
+        Box::pin(crate::start(config, stop))
     })
     .await
 }

@@ -80,7 +80,7 @@ async fn events_wait_for_the_broker_then_arrive_once_in_order() {
     let proxy = BrokerProxy::start().await;
     proxy.cut();
     let relay_bus = proxy.bus(&bus.config());
-    let svc = Svc::start_on(bus, move |c| c.events_bus = Some(relay_bus)).await;
+    let svc = Svc::start_on(bus, move |c| c.service.events_bus = Some(relay_bus)).await;
 
     let (alice, boss) = (user(), admin());
     let tp = TraceParent::new_root();

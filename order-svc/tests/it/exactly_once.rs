@@ -35,7 +35,7 @@ async fn start(redeliver: bool) -> (Svc, Vec<ReplyFault>) {
         })
         .collect();
     let installed = faults.clone();
-    let svc = Svc::start_with(move |c: &mut Config| c.reply_faults = installed).await;
+    let svc = Svc::start_with(move |c: &mut Config| c.service.reply_faults = installed).await;
     (svc, faults)
 }
 
