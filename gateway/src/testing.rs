@@ -52,6 +52,14 @@ impl Gw {
         self.http.get(self.url(path))
     }
 
+    /// The gateway's own `/metrics` text (Prometheus), read with no token: what the
+    /// metrics tests sample.
+    pub async fn metrics(&self) -> String {
+        let res = self.get("/metrics").send().await.expect("GET /metrics");
+        assert_eq!(res.status(), 200, "GET /metrics");
+        res.text().await.expect("the /metrics body")
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.post(self.url(path))
     }

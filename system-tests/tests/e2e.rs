@@ -492,14 +492,7 @@ async fn service_metrics_and_readiness_through_the_gateway() {
         .is_some_and(|v| v >= 1.0),
         "{orders}"
     );
-    let own = gw
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let own = gw.metrics().await;
     assert!(
         sample(
             &own,

@@ -212,15 +212,7 @@ async fn logout_and_logout_all_take_effect_at_the_gateway() {
         "{body}"
     );
     refused_within_bound(&sys.gw, &one.access, revoked_at, "logout").await;
-    let metrics = sys
-        .gw
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sys.gw.metrics().await;
     assert!(
         sample(&metrics, &["auth_refused_total", "reason=\"revoked\""]).unwrap_or(0.0) >= 1.0,
         "a token refused as revoked is counted: {metrics}"

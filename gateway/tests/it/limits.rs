@@ -109,14 +109,7 @@ async fn refusals_are_counted() {
             .await
             .unwrap();
     }
-    let text = gw
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert_eq!(
         sample(&text, &["rate_limited_total", "policy=\"auth\""]),
         Some(2.0)

@@ -45,14 +45,7 @@ async fn metrics_count_requests_and_services_are_exposed() {
     let token = key.token(Uuid::new_v4(), Role::User);
     let order = Uuid::new_v4();
 
-    let before = gw
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = gw.metrics().await;
     let count = |text: &str| {
         sample(
             text,
@@ -129,14 +122,7 @@ async fn metrics_count_requests_and_services_are_exposed() {
             .unwrap();
         assert_eq!(res.status(), 401);
     }
-    let text = gw
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert_eq!(
         refused(&text, "missing") - refused(&after, "missing"),
         1.0,
@@ -318,14 +304,7 @@ async fn shutdown_drains_requests_in_flight() {
     // /metrics request itself too).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let text = gw
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = gw.metrics().await;
         if sample(&text, &["http_requests_in_flight"]).unwrap_or(0.0) >= 2.0 {
             break;
         }
