@@ -179,7 +179,8 @@ impl Reads {
         {
             return;
         }
-        let stale = {
+        {
+            // Stale ones are left to the next take and the sweep: not this hot path.
             let mut idle = shared.lock();
             // Under the lock: the close empties the set under it too, so a connection
             // put after that would be left behind and the close would wait for it.
@@ -187,18 +188,15 @@ impl Reads {
                 drop(idle);
                 return;
             }
-            let stale = shared.expire(&mut idle);
             idle.push_back(Kept {
                 conn,
                 since: Instant::now(),
                 admitted: seat.admitted,
             });
-            stale
-        };
+        }
         // Its place now belongs to the kept connection (freed again by `expire` or
         // the close).
         std::mem::forget(seat);
-        drop(stale);
     }
 
     /// Runs one statement on a kept or pooled connection; only the connection of a
